@@ -1,0 +1,1 @@
+//! Parsing of YAML and JSON into values with positions.

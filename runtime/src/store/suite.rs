@@ -1,0 +1,1 @@
+//! The store test suite, run against every backend.
