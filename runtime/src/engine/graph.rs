@@ -27,20 +27,32 @@ impl Graph {
     /// refuses them before a job is stored).
     pub fn new(settings: &JobSettings) -> Graph {
         let keys: Vec<String> = settings.tasks.iter().map(|t| t.task_key.clone()).collect();
-        let index: HashMap<String, usize> =
-            keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
+        let index: HashMap<String, usize> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
         let mut deps = vec![Vec::new(); keys.len()];
         let mut dependents = vec![Vec::new(); keys.len()];
         for (i, task) in settings.tasks.iter().enumerate() {
             for d in &task.depends_on {
                 if let Some(&u) = index.get(&d.task_key) {
-                    deps[i].push(Edge { upstream: u, outcome: d.outcome.clone() });
+                    deps[i].push(Edge {
+                        upstream: u,
+                        outcome: d.outcome.clone(),
+                    });
                     dependents[u].push(i);
                 }
             }
         }
         let run_if = settings.tasks.iter().map(|t| t.run_if).collect();
-        Graph { keys, index, deps, dependents, run_if }
+        Graph {
+            keys,
+            index,
+            deps,
+            dependents,
+            run_if,
+        }
     }
 
     /// Number of tasks.
@@ -90,6 +102,20 @@ impl Graph {
         while let Some(i) = stack.pop() {
             if !std::mem::replace(&mut seen[i], true) {
                 stack.extend(self.dependents[i].iter().copied());
+            }
+        }
+        (0..self.len()).filter(|&i| seen[i]).collect()
+    }
+
+    /// Every transitive upstream of `task`, in index order.
+    pub fn ancestors(&self, task: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.len()];
+        let mut stack = vec![task];
+        while let Some(i) = stack.pop() {
+            for e in &self.deps[i] {
+                if !std::mem::replace(&mut seen[e.upstream], true) {
+                    stack.push(e.upstream);
+                }
             }
         }
         (0..self.len()).filter(|&i| seen[i]).collect()

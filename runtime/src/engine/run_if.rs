@@ -86,48 +86,93 @@ pub fn decide(run_if: RunIf, edges: &[EdgeResult]) -> Decision {
 
 #[cfg(test)]
 mod tests {
-    use super::EdgeResult::*;
+    use super::EdgeResult as E;
     use super::*;
-    use crate::store::ResultState::*;
+    use crate::store::ResultState as R;
 
     #[test]
     fn success_kinds_run_or_give_upstream_failed() {
-        assert_eq!(decide(RunIf::AllSuccess, &[Succeeded, Succeeded]), Decision::Run);
-        assert_eq!(decide(RunIf::AllSuccess, &[Succeeded, Failed]), Decision::Skip(UpstreamFailed));
-        assert_eq!(decide(RunIf::AtLeastOneSuccess, &[Succeeded, Failed]), Decision::Run);
-        assert_eq!(decide(RunIf::AtLeastOneSuccess, &[Failed, Failed]), Decision::Skip(UpstreamFailed));
-        assert_eq!(decide(RunIf::NoneFailed, &[Succeeded, Excluded]), Decision::Run);
-        assert_eq!(decide(RunIf::NoneFailed, &[Succeeded, Failed]), Decision::Skip(UpstreamFailed));
-        assert_eq!(decide(RunIf::AllSuccess, &[Succeeded, Canceled]), Decision::Skip(UpstreamCanceled));
+        assert_eq!(
+            decide(RunIf::AllSuccess, &[E::Succeeded, E::Succeeded]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(RunIf::AllSuccess, &[E::Succeeded, E::Failed]),
+            Decision::Skip(R::UpstreamFailed)
+        );
+        assert_eq!(
+            decide(RunIf::AtLeastOneSuccess, &[E::Succeeded, E::Failed]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(RunIf::AtLeastOneSuccess, &[E::Failed, E::Failed]),
+            Decision::Skip(R::UpstreamFailed)
+        );
+        assert_eq!(
+            decide(RunIf::NoneFailed, &[E::Succeeded, E::Excluded]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(RunIf::NoneFailed, &[E::Succeeded, E::Failed]),
+            Decision::Skip(R::UpstreamFailed)
+        );
+        assert_eq!(
+            decide(RunIf::AllSuccess, &[E::Succeeded, E::Canceled]),
+            Decision::Skip(R::UpstreamCanceled)
+        );
     }
 
     #[test]
     fn failure_kinds_run_or_give_excluded() {
-        assert_eq!(decide(RunIf::AtLeastOneFailed, &[Succeeded, Failed]), Decision::Run);
-        assert_eq!(decide(RunIf::AtLeastOneFailed, &[Succeeded, Succeeded]), Decision::Skip(Excluded));
-        assert_eq!(decide(RunIf::AllFailed, &[Failed, Failed]), Decision::Run);
-        assert_eq!(decide(RunIf::AllFailed, &[Failed, Succeeded]), Decision::Skip(Excluded));
+        assert_eq!(
+            decide(RunIf::AtLeastOneFailed, &[E::Succeeded, E::Failed]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(RunIf::AtLeastOneFailed, &[E::Succeeded, E::Succeeded]),
+            Decision::Skip(R::Excluded)
+        );
+        assert_eq!(
+            decide(RunIf::AllFailed, &[E::Failed, E::Failed]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(RunIf::AllFailed, &[E::Failed, E::Succeeded]),
+            Decision::Skip(R::Excluded)
+        );
     }
 
     #[test]
     fn all_done_runs_whatever_happened_unless_everything_was_excluded() {
-        assert_eq!(decide(RunIf::AllDone, &[Failed, Succeeded]), Decision::Run);
-        assert_eq!(decide(RunIf::AllDone, &[Canceled]), Decision::Run);
-        assert_eq!(decide(RunIf::AllDone, &[Excluded, Excluded]), Decision::Skip(Excluded));
+        assert_eq!(
+            decide(RunIf::AllDone, &[E::Failed, E::Succeeded]),
+            Decision::Run
+        );
+        assert_eq!(decide(RunIf::AllDone, &[E::Canceled]), Decision::Run);
+        assert_eq!(
+            decide(RunIf::AllDone, &[E::Excluded, E::Excluded]),
+            Decision::Skip(R::Excluded)
+        );
     }
 
     #[test]
     fn excluded_branches_propagate() {
-        assert_eq!(decide(RunIf::AllSuccess, &[Excluded]), Decision::Skip(Excluded));
-        assert_eq!(decide(RunIf::NoneFailed, &[Excluded, Excluded]), Decision::Skip(Excluded));
+        assert_eq!(
+            decide(RunIf::AllSuccess, &[E::Excluded]),
+            Decision::Skip(R::Excluded)
+        );
+        assert_eq!(
+            decide(RunIf::NoneFailed, &[E::Excluded, E::Excluded]),
+            Decision::Skip(R::Excluded)
+        );
     }
 
     #[test]
     fn edge_results_classify_upstream_results() {
-        assert_eq!(EdgeResult::of(Success, true), Succeeded);
-        assert_eq!(EdgeResult::of(Success, false), Excluded);
-        assert_eq!(EdgeResult::of(UpstreamFailed, true), Failed);
-        assert_eq!(EdgeResult::of(Timedout, true), Failed);
-        assert_eq!(EdgeResult::of(UpstreamCanceled, true), Canceled);
+        assert_eq!(EdgeResult::of(R::Success, true), E::Succeeded);
+        assert_eq!(EdgeResult::of(R::Success, false), E::Excluded);
+        assert_eq!(EdgeResult::of(R::UpstreamFailed, true), E::Failed);
+        assert_eq!(EdgeResult::of(R::Timedout, true), E::Failed);
+        assert_eq!(EdgeResult::of(R::UpstreamCanceled, true), E::Canceled);
     }
 }
