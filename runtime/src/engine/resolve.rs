@@ -257,6 +257,7 @@ mod tests {
             job_parameters: [
                 ("region".to_string(), "eu".to_string()),
                 ("max-rows".into(), "5".into()),
+                ("day".into(), "{{job.start_time.iso_date}}".into()),
             ]
             .into(),
             overriding_parameters: BTreeMap::new(),
