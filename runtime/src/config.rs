@@ -1,1 +1,183 @@
-//! Runtime configuration.
+//! Runtime configuration: `weir serve` flags, `WEIR_*` environment variables and `weir.toml`,
+//! in that order of precedence, over the defaults.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Settings `weir.toml` may hold (every key optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    pub listen: Option<SocketAddr>,
+    /// State store URL.
+    pub state: Option<String>,
+    /// Object store URL.
+    pub store: Option<String>,
+    /// Wasm instances that may run at once on this node.
+    pub max_instances: Option<u32>,
+    /// Upper bound of any task's `memory_limit_mb`.
+    pub max_memory_mb: Option<u32>,
+    /// Bytes of stdout and of stderr kept per attempt.
+    pub log_limit_bytes: Option<usize>,
+    /// Largest module upload, in bytes.
+    pub max_module_bytes: Option<u64>,
+    /// Largest JSON request body, in bytes.
+    pub max_request_bytes: Option<usize>,
+    /// Run lease duration in seconds.
+    pub lease_seconds: Option<u64>,
+    /// How long a shutdown waits for running attempts, in seconds.
+    pub shutdown_grace_seconds: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads a `weir.toml`; unknown keys are refused.
+    pub fn read(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+}
+
+/// The resolved settings of a node.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data directory (admin token, node id, SQLite file, objects, caches).
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// State store URL (`sqlite://...`).
+    pub state: String,
+    /// Object store URL (`file://...`).
+    pub store: String,
+    /// Wasm instances that may run at once.
+    pub max_instances: u32,
+    /// Upper bound of any task's `memory_limit_mb`.
+    pub max_memory_mb: u32,
+    /// Bytes of stdout and of stderr kept per attempt.
+    pub log_limit_bytes: usize,
+    /// Largest module upload.
+    pub max_module_bytes: u64,
+    /// Largest JSON request body.
+    pub max_request_bytes: usize,
+    /// Run lease duration in seconds.
+    pub lease_seconds: u64,
+    /// Shutdown grace in seconds.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// Defaults of the settings that have one.
+pub mod defaults {
+    /// `--data-dir`.
+    pub const DATA_DIR: &str = ".weir";
+    /// `--listen`.
+    pub const LISTEN: &str = "127.0.0.1:8181";
+    /// Wasm instances at once.
+    pub const MAX_INSTANCES: u32 = 256;
+    /// Memory limit ceiling in MiB.
+    pub const MAX_MEMORY_MB: u32 = 4096;
+    /// Log bytes kept per stream and attempt (1 MiB).
+    pub const LOG_LIMIT_BYTES: usize = 1024 * 1024;
+    /// Largest module (64 MiB).
+    pub const MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
+    /// Largest JSON request (10 MiB).
+    pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+    /// Lease duration.
+    pub const LEASE_SECONDS: u64 = 30;
+    /// Shutdown grace.
+    pub const SHUTDOWN_GRACE_SECONDS: u64 = 10;
+}
+
+impl ServeConfig {
+    /// Merges explicit settings (flags and environment, already merged by clap) over a config
+    /// file over the defaults.
+    pub fn resolve(explicit: FileConfig, file: FileConfig) -> anyhow::Result<ServeConfig> {
+        let data_dir = explicit.data_dir.or(file.data_dir).unwrap_or_else(|| defaults::DATA_DIR.into());
+        let listen = match explicit.listen.or(file.listen) {
+            Some(l) => l,
+            None => defaults::LISTEN.parse()?,
+        };
+        let state = explicit
+            .state
+            .or(file.state)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("weir.db").display()));
+        let store = explicit
+            .store
+            .or(file.store)
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        let pick = |a: Option<u64>, b: Option<u64>, d: u64| a.or(b).unwrap_or(d);
+        let config = ServeConfig {
+            max_instances: explicit.max_instances.or(file.max_instances).unwrap_or(defaults::MAX_INSTANCES),
+            max_memory_mb: explicit.max_memory_mb.or(file.max_memory_mb).unwrap_or(defaults::MAX_MEMORY_MB),
+            log_limit_bytes: explicit
+                .log_limit_bytes
+                .or(file.log_limit_bytes)
+                .unwrap_or(defaults::LOG_LIMIT_BYTES),
+            max_module_bytes: pick(explicit.max_module_bytes, file.max_module_bytes, defaults::MAX_MODULE_BYTES),
+            max_request_bytes: explicit
+                .max_request_bytes
+                .or(file.max_request_bytes)
+                .unwrap_or(defaults::MAX_REQUEST_BYTES),
+            lease_seconds: pick(explicit.lease_seconds, file.lease_seconds, defaults::LEASE_SECONDS),
+            shutdown_grace_seconds: pick(
+                explicit.shutdown_grace_seconds,
+                file.shutdown_grace_seconds,
+                defaults::SHUTDOWN_GRACE_SECONDS,
+            ),
+            data_dir,
+            listen,
+            state,
+            store,
+        };
+        if config.max_instances == 0 {
+            anyhow::bail!("max_instances must be at least 1");
+        }
+        if config.lease_seconds < 3 {
+            anyhow::bail!("lease_seconds must be at least 3, got {}", config.lease_seconds);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let file = FileConfig {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            data_dir: Some("/srv/weir".into()),
+            max_instances: Some(8),
+            ..Default::default()
+        };
+        let explicit = FileConfig { listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+        let c = ServeConfig::resolve(explicit, file).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/weir"));
+        assert_eq!(c.state, "sqlite:///srv/weir/weir.db");
+        assert_eq!(c.store, "file:///srv/weir/objects");
+        assert_eq!(c.max_instances, 8);
+        assert_eq!(c.log_limit_bytes, defaults::LOG_LIMIT_BYTES);
+    }
+
+    #[test]
+    fn defaults_live_under_dot_weir() {
+        let c = ServeConfig::resolve(FileConfig::default(), FileConfig::default()).unwrap();
+        assert_eq!(c.state, "sqlite://.weir/weir.db");
+        assert_eq!(c.store, "file://.weir/objects");
+        assert_eq!(c.listen.to_string(), defaults::LISTEN);
+    }
+
+    #[test]
+    fn config_files_refuse_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("weir.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
+        let err = FileConfig::read(&p).unwrap_err().to_string();
+        assert!(err.contains("listen_port"), "{err}");
+    }
+}

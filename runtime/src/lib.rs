@@ -14,5 +14,6 @@ pub mod config;
 pub mod engine;
 pub mod exec;
 pub mod modules;
+pub mod serve;
 pub mod spec;
 pub mod store;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `weir` binary.
+
+fn main() -> std::process::ExitCode {
+    weir::cli::main()
+}

@@ -1,1 +1,12 @@
-//! End-to-end tests.
+//! End-to-end tests: each starts the real `weir` binary on a temp data dir and drives it through
+//! its CLI and HTTP API. See `tests/README.md`.
+
+mod bad_input;
+mod control;
+mod examples;
+mod lifecycle;
+mod limits;
+mod recovery;
+mod run_if;
+mod support;
+mod values;

@@ -1,1 +1,109 @@
-//! The HTTP API.
+//! The HTTP API: the Databricks Jobs API 2.2 paths and JSON under `/api/2.2/jobs/`, Weir's
+//! additions under `/api/weir/`, and `/healthz`. Every route but `/healthz` needs the bearer
+//! token.
+
+mod auth;
+mod error;
+mod jobs;
+mod modules;
+pub mod render;
+mod runs;
+
+pub use auth::Tokens;
+pub use error::{ApiError, ApiResult};
+
+use crate::engine::Engine;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine (and through it the store, registry and executor).
+    pub engine: Engine,
+    /// Largest JSON body.
+    pub max_request_bytes: usize,
+    /// Largest module upload.
+    pub max_module_bytes: u64,
+}
+
+/// The API router.
+pub fn router(state: AppState, tokens: Tokens) -> Router {
+    let json_limit = state.max_request_bytes;
+    let module_limit = state.max_module_bytes as usize + 1;
+    let jobs = Router::new()
+        .route("/create", post(jobs::create))
+        .route("/get", get(jobs::get))
+        .route("/list", get(jobs::list))
+        .route("/update", post(jobs::update))
+        .route("/reset", post(jobs::reset))
+        .route("/delete", post(jobs::delete))
+        .route("/run-now", post(jobs::run_now))
+        .route("/runs/submit", post(runs::submit))
+        .route("/runs/get", get(runs::get))
+        .route("/runs/list", get(runs::list))
+        .route("/runs/cancel", post(runs::cancel))
+        .route("/runs/cancel-all", post(runs::cancel_all))
+        .route("/runs/repair", post(runs::repair))
+        .route("/runs/get-output", get(runs::get_output))
+        .route("/runs/delete", post(runs::delete))
+        .layer(DefaultBodyLimit::max(json_limit));
+    let weir = Router::new()
+        .route(
+            "/modules",
+            post(modules::push)
+                .get(modules::list)
+                .layer(DefaultBodyLimit::max(module_limit)),
+        )
+        .route("/modules/get", get(modules::get))
+        .route("/runs/wait", get(runs::wait))
+        .route("/jobs/pause", post(jobs::pause))
+        .route("/jobs/resume", post(jobs::resume))
+        .layer(DefaultBodyLimit::max(json_limit));
+    let authed = Router::new()
+        .nest("/api/2.2/jobs", jobs.clone())
+        .nest("/api/2.1/jobs", jobs)
+        .nest("/api/weir", weir)
+        .fallback(|| async { ApiError::not_found("no such API path") })
+        .route_layer(axum::middleware::from_fn_with_state(tokens, auth::require_token))
+        .with_state(Arc::new(state.clone()));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(Arc::new(state))
+        .merge(authed)
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "node_id": state.engine.node_id(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Parses a JSON request body, with the line and column of a problem.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    if body.is_empty() {
+        return Err(ApiError::malformed("the request needs a JSON body"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." { String::new() } else { format!("{path}: ") };
+        ApiError::malformed(format!(
+            "request body:{}:{}: {at}{inner}",
+            inner.line(),
+            inner.column()
+        ))
+    })
+}
+
+/// State handle of the handlers.
+pub(crate) type Shared = axum::extract::State<Arc<AppState>>;

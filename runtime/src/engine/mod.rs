@@ -194,6 +194,11 @@ impl Engine {
         &self.shared.executor
     }
 
+    /// The engine clock's time.
+    pub fn now(&self) -> i64 {
+        self.shared.now()
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.shared.config.node_id

@@ -1,0 +1,363 @@
+//! `/api/2.2/jobs/*` for jobs: create, get, list, update, reset, delete, run-now; and Weir's
+//! pause/resume.
+
+use super::error::{ApiError, ApiResult};
+use super::{Shared, parse_body, render};
+use crate::engine::RunRequest;
+use crate::spec::{self, JobSettings, ModuleRef, PathPolicy, PauseStatus, TaskKind};
+use crate::store::{JobId, JobRecord, Page};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Query;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Checks what only the server can: modules exist in the registry, `run_job_task` jobs exist.
+pub(crate) async fn check_references(state: &super::AppState, settings: &JobSettings, path_prefix: &str) -> ApiResult<()> {
+    for (i, task) in settings.tasks.iter().enumerate() {
+        let mut kinds = vec![(format!("{path_prefix}tasks[{i}]"), task)];
+        if let Some(fe) = &task.for_each_task {
+            kinds.push((format!("{path_prefix}tasks[{i}].for_each_task.task"), &fe.task));
+        }
+        for (path, t) in kinds {
+            match t.kind() {
+                Some(TaskKind::Wasm(w)) => {
+                    let reference = ModuleRef::parse(&w.module)
+                        .map_err(|e| ApiError::invalid(format!("{path}.wasm_task.module: {e}")))?;
+                    state
+                        .engine
+                        .registry()
+                        .resolve(&reference)
+                        .await
+                        .map_err(|e| ApiError::invalid(format!("{path}.wasm_task.module: {e}")))?;
+                }
+                Some(TaskKind::RunJob(r)) => {
+                    let store = state.engine.store();
+                    let found = match (&r.job_id, &r.job_name) {
+                        (Some(id), _) => store.get_job(*id).await?.is_some(),
+                        (None, Some(name)) => store.find_job(name).await?.is_some(),
+                        (None, None) => true,
+                    };
+                    if !found {
+                        let what = r.job_id.map_or_else(
+                            || format!("`{}`", r.job_name.clone().unwrap_or_default()),
+                            |id| id.to_string(),
+                        );
+                        return Err(ApiError::invalid(format!(
+                            "{path}.run_job_task: job {what} does not exist; create it first"
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn body_text(body: &Bytes) -> ApiResult<&str> {
+    if body.is_empty() {
+        return Err(ApiError::malformed("the request needs a JSON body"));
+    }
+    std::str::from_utf8(body).map_err(|_| ApiError::malformed("request body is not UTF-8"))
+}
+
+async fn load_job(state: &super::AppState, job_id: JobId) -> ApiResult<JobRecord> {
+    state
+        .engine
+        .store()
+        .get_job(job_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {job_id} does not exist")))
+}
+
+async fn name_conflict(state: &super::AppState, settings: &JobSettings, job_id: Option<JobId>) -> ApiResult<()> {
+    if let Some(other) = state.engine.store().find_job(&settings.name).await?
+        && Some(other.job_id) != job_id
+    {
+        return Err(ApiError::conflict(format!(
+            "a job named `{}` already exists (job_id {})",
+            settings.name, other.job_id
+        )));
+    }
+    Ok(())
+}
+
+/// `POST jobs/create`.
+pub async fn create(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    let settings = spec::settings_from_json("request body", body_text(&body)?, "")?;
+    check_references(&state, &settings, "").await?;
+    name_conflict(&state, &settings, None).await?;
+    let job_id = state.engine.store().create_job(&settings, state.engine.now()).await?;
+    tracing::info!(job.id = job_id, job.name = %settings.name, "weir.api.jobs.create");
+    Ok(Json(json!({"job_id": job_id})))
+}
+
+/// `?job_id=` of `jobs/get`.
+#[derive(Deserialize)]
+pub struct JobIdQuery {
+    job_id: JobId,
+}
+
+/// `GET jobs/get`.
+pub async fn get(state: Shared, Query(q): Query<JobIdQuery>) -> ApiResult<Json<Value>> {
+    Ok(Json(render::job(&load_job(&state, q.job_id).await?, true)))
+}
+
+/// `?...` of `jobs/list`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    page_token: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    expand_tasks: Option<bool>,
+}
+
+/// The offset a page token or offset names.
+pub(crate) fn page_start(offset: Option<u64>, token: Option<&str>) -> ApiResult<u64> {
+    match token.filter(|t| !t.is_empty()) {
+        Some(t) => t.parse().map_err(|_| ApiError::invalid(format!("page_token {t:?} is not a token this API issued"))),
+        None => Ok(offset.unwrap_or(0)),
+    }
+}
+
+/// `GET jobs/list`.
+pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be between 1 and 100, got {limit}")));
+    }
+    let offset = page_start(q.offset, q.page_token.as_deref())?;
+    let (jobs, has_more) = state.engine.store().list_jobs(Page { offset, limit }, q.name.as_deref()).await?;
+    let expand = q.expand_tasks.unwrap_or(false);
+    let mut out = json!({
+        "jobs": jobs.iter().map(|j| render::job(j, expand)).collect::<Vec<_>>(),
+        "has_more": has_more,
+    });
+    if has_more {
+        out["next_page_token"] = json!((offset + limit).to_string());
+    }
+    Ok(Json(out))
+}
+
+/// Body of `jobs/reset`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    job_id: JobId,
+    #[allow(dead_code)]
+    new_settings: Value,
+}
+
+/// `POST jobs/reset`: replaces all settings.
+pub async fn reset(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    let ResetBody { job_id, .. } = parse_body(&body)?;
+    let settings = spec::settings_from_json("request body", body_text(&body)?, "new_settings")?;
+    load_job(&state, job_id).await?;
+    check_references(&state, &settings, "new_settings.").await?;
+    name_conflict(&state, &settings, Some(job_id)).await?;
+    state.engine.store().update_job(job_id, &settings).await?;
+    Ok(Json(json!({})))
+}
+
+/// Body of `jobs/update`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    job_id: JobId,
+    #[serde(default)]
+    new_settings: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    fields_to_remove: Vec<String>,
+}
+
+/// Applies a partial update: top-level fields are replaced; `tasks` are merged by `task_key`;
+/// `fields_to_remove` names top-level fields or `tasks/<task_key>`.
+fn merge_update(current: &JobSettings, new: serde_json::Map<String, Value>, remove: &[String]) -> ApiResult<Value> {
+    let mut merged = serde_json::to_value(current).map_err(|e| ApiError::internal(e.to_string()))?;
+    let obj = merged.as_object_mut().expect("settings are an object");
+    for field in remove {
+        if let Some(key) = field.strip_prefix("tasks/") {
+            let tasks = obj.get_mut("tasks").and_then(Value::as_array_mut).expect("tasks");
+            let before = tasks.len();
+            tasks.retain(|t| t.get("task_key").and_then(Value::as_str) != Some(key));
+            if tasks.len() == before {
+                return Err(ApiError::invalid(format!("fields_to_remove: the job has no task `{key}`")));
+            }
+        } else if field == "name" || field == "tasks" {
+            return Err(ApiError::invalid(format!("fields_to_remove: `{field}` cannot be removed")));
+        } else {
+            obj.remove(field);
+        }
+    }
+    for (k, v) in new {
+        if k == "tasks" {
+            let Value::Array(new_tasks) = v else {
+                return Err(ApiError::invalid("new_settings.tasks must be a list"));
+            };
+            let tasks = obj.get_mut("tasks").and_then(Value::as_array_mut).expect("tasks");
+            for t in new_tasks {
+                let key = t.get("task_key").cloned();
+                match tasks.iter_mut().find(|e| e.get("task_key") == key.as_ref()) {
+                    Some(existing) => *existing = t,
+                    None => tasks.push(t),
+                }
+            }
+        } else {
+            obj.insert(k, v);
+        }
+    }
+    Ok(merged)
+}
+
+/// `POST jobs/update`: changes some settings.
+pub async fn update(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    let u: UpdateBody = parse_body(&body)?;
+    let job = load_job(&state, u.job_id).await?;
+    let merged = merge_update(&job.settings, u.new_settings.unwrap_or_default(), &u.fields_to_remove)?;
+    let text = serde_json::to_string_pretty(&merged).map_err(|e| ApiError::internal(e.to_string()))?;
+    let source = format!("job {} settings after the update", u.job_id);
+    let settings = spec::settings_from_json(&source, &text, "")?;
+    check_references(&state, &settings, "").await?;
+    name_conflict(&state, &settings, Some(u.job_id)).await?;
+    state.engine.store().update_job(u.job_id, &settings).await?;
+    Ok(Json(json!({})))
+}
+
+/// Body with a job id.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobIdBody {
+    job_id: JobId,
+}
+
+/// `POST jobs/delete`: cancels the job's active runs and deletes it (its run history stays).
+pub async fn delete(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    let JobIdBody { job_id } = parse_body(&body)?;
+    load_job(&state, job_id).await?;
+    state.engine.cancel_all(job_id).await?;
+    state.engine.store().delete_job(job_id).await?;
+    Ok(Json(json!({})))
+}
+
+/// Body of `jobs/run-now`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunNowBody {
+    job_id: JobId,
+    #[serde(default, deserialize_with = "string_map")]
+    job_parameters: BTreeMap<String, String>,
+    #[serde(default)]
+    idempotency_token: Option<String>,
+}
+
+/// A map of parameter values; numbers and booleans are accepted as their text.
+pub(crate) fn string_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw: BTreeMap<String, Value> = BTreeMap::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Number(n) => Ok((k, n.to_string())),
+            Value::Bool(b) => Ok((k, b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "parameter `{k}` must be a string, number or boolean, got {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// `POST jobs/run-now`.
+pub async fn run_now(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    let b: RunNowBody = parse_body(&body)?;
+    if let Some(t) = &b.idempotency_token
+        && (t.is_empty() || t.len() > 64)
+    {
+        return Err(ApiError::invalid("idempotency_token must be 1 to 64 characters"));
+    }
+    let created = state
+        .engine
+        .run_now(b.job_id, RunRequest { job_parameters: b.job_parameters, idempotency_token: b.idempotency_token })
+        .await?;
+    Ok(Json(json!({"run_id": created.run_id, "number_in_job": created.run_id})))
+}
+
+async fn set_pause(state: Shared, body: Bytes, status: PauseStatus) -> ApiResult<Json<Value>> {
+    let JobIdBody { job_id } = parse_body(&body)?;
+    let job = load_job(&state, job_id).await?;
+    let mut settings = job.settings;
+    let mut found = false;
+    if let Some(s) = settings.schedule.as_mut() {
+        s.pause_status = status;
+        found = true;
+    }
+    if let Some(t) = settings.trigger.as_mut() {
+        t.pause_status = status;
+        found = true;
+    }
+    if let Some(c) = settings.continuous.as_mut() {
+        c.pause_status = status;
+        found = true;
+    }
+    if !found {
+        return Err(ApiError::invalid_state(format!(
+            "job {job_id} has no schedule, trigger or continuous setting to pause or resume"
+        )));
+    }
+    spec::validate_settings(&settings, PathPolicy::Server)?;
+    state.engine.store().update_job(job_id, &settings).await?;
+    Ok(Json(render::job(&load_job(&state, job_id).await?, true)))
+}
+
+/// `POST /api/weir/jobs/pause`.
+pub async fn pause(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    set_pause(state, body, PauseStatus::Paused).await
+}
+
+/// `POST /api/weir/jobs/resume`.
+pub async fn resume(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+    set_pause(state, body, PauseStatus::Unpaused).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> JobSettings {
+        serde_json::from_value(json!({
+            "name": "j",
+            "max_concurrent_runs": 2,
+            "tasks": [
+                {"task_key": "a", "wasm_task": {"module": "m"}},
+                {"task_key": "b", "wasm_task": {"module": "m"}}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn updates_replace_fields_and_merge_tasks_by_key() {
+        let new = json!({
+            "max_concurrent_runs": 5,
+            "tasks": [{"task_key": "b", "wasm_task": {"module": "n"}}, {"task_key": "c", "wasm_task": {"module": "m"}}]
+        });
+        let merged = merge_update(&settings(), new.as_object().unwrap().clone(), &["tasks/a".into()]).unwrap();
+        assert_eq!(merged["max_concurrent_runs"], 5);
+        let keys: Vec<&str> = merged["tasks"].as_array().unwrap().iter().map(|t| t["task_key"].as_str().unwrap()).collect();
+        assert_eq!(keys, ["b", "c"]);
+        assert_eq!(merged["tasks"][0]["wasm_task"]["module"], "n");
+    }
+
+    #[test]
+    fn updates_refuse_removing_unknown_tasks_or_the_name() {
+        let empty = serde_json::Map::new();
+        assert!(merge_update(&settings(), empty.clone(), &["tasks/zzz".into()]).unwrap_err().message.contains("zzz"));
+        assert!(merge_update(&settings(), empty, &["name".into()]).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! `weir serve`.
+
+use super::CliResult;
+use crate::config::{FileConfig, ServeConfig};
+use crate::serve::Node;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `weir serve` flags; each can also come from `WEIR_*` or `weir.toml`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory [default: .weir]
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8181]
+    #[arg(long, env = "WEIR_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// State store URL [default: sqlite://<data-dir>/weir.db]
+    #[arg(long, env = "WEIR_STATE")]
+    state: Option<String>,
+    /// Object store URL [default: file://<data-dir>/objects]
+    #[arg(long, env = "WEIR_STORE")]
+    store: Option<String>,
+    /// Wasm instances that may run at once [default: 256]
+    #[arg(long, env = "WEIR_MAX_INSTANCES")]
+    max_instances: Option<u32>,
+    /// Config file [default: ./weir.toml when it exists]
+    #[arg(long, env = "WEIR_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> CliResult {
+    init_tracing();
+    let file = match &args.config {
+        Some(p) => FileConfig::read(p)?,
+        None if std::path::Path::new("weir.toml").exists() => FileConfig::read("weir.toml".as_ref())?,
+        None => FileConfig::default(),
+    };
+    let explicit = FileConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        state: args.state,
+        store: args.store,
+        max_instances: args.max_instances,
+        ..Default::default()
+    };
+    let config = ServeConfig::resolve(explicit, file)?;
+    let node = Node::start(config.clone()).await?;
+    tracing::info!(
+        addr = %node.addr,
+        data_dir = %config.data_dir.display(),
+        state = %config.state,
+        store = %config.store,
+        node = node.engine.node_id(),
+        "weir.serve: listening on http://{} (admin token in {})",
+        node.addr,
+        config.data_dir.join("admin-token").display()
+    );
+    wait_for_signal().await?;
+    tracing::info!("weir.serve: shutting down");
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! A Weir node assembled from its settings: state store, object store, executor, registry,
+//! engine and HTTP API.
+
+use crate::api::{self, AppState, Tokens};
+use crate::config::ServeConfig;
+use crate::engine::{Engine, EngineConfig};
+use crate::exec::{Executor, ExecutorConfig};
+use crate::modules::{BlobStore, Registry};
+use anyhow::Context as _;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::io::AsRawFd as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running node.
+pub struct Node {
+    /// The address the API listens on.
+    pub addr: SocketAddr,
+    /// The engine.
+    pub engine: Engine,
+    /// The admin token.
+    pub admin_token: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    _lock: File,
+}
+
+/// Reads `<data-dir>/<name>`, or writes `make()` there with mode 0600 on first start.
+fn read_or_create(dir: &Path, name: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let value = make();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(format!("{value}\n").as_bytes())?;
+    f.sync_all()?;
+    Ok(value)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+/// Takes the data directory's lock, so two nodes never share one data directory.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("weir.lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        anyhow::bail!(
+            "another weir node is serving from {} (its lock {} is held)",
+            dir.display(),
+            path.display()
+        );
+    }
+    Ok(f)
+}
+
+impl Node {
+    /// Starts a node: opens the stores, recovers its runs, and serves the API.
+    pub async fn start(config: ServeConfig) -> anyhow::Result<Node> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        let lock = lock_data_dir(dir)?;
+        let admin_token = read_or_create(dir, "admin-token", || random_hex(32))?;
+        let node_id = read_or_create(dir, "node-id", || format!("node-{}", random_hex(6)))?;
+
+        let store = crate::store::open(&config.state).await.with_context(|| format!("cannot open state store {}", config.state))?;
+        let blobs = Arc::new(BlobStore::open(&config.store).with_context(|| format!("cannot open object store {}", config.store))?);
+        let executor = Executor::new(
+            ExecutorConfig {
+                work_dir: dir.join("work"),
+                cache_dir: dir.join("compiled"),
+                max_instances: config.max_instances,
+                max_memory_mb: config.max_memory_mb,
+                log_limit_bytes: config.log_limit_bytes,
+                threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                idle_module_ttl: Duration::from_secs(600),
+            },
+            blobs.clone(),
+        )?;
+        let registry = Arc::new(Registry::new(store.clone(), blobs, executor.clone(), config.max_module_bytes));
+        let mut engine_config = EngineConfig::new(node_id);
+        engine_config.lease = Duration::from_secs(config.lease_seconds);
+        engine_config.shutdown_grace = Duration::from_secs(config.shutdown_grace_seconds);
+        let engine = Engine::start(store, executor, registry, crate::clock::system(), engine_config).await?;
+
+        let state = AppState {
+            engine: engine.clone(),
+            max_request_bytes: config.max_request_bytes,
+            max_module_bytes: config.max_module_bytes,
+        };
+        let app = api::router(state, Tokens::new(&admin_token));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        Ok(Node { addr, engine, admin_token, server, stop, _lock: lock })
+    }
+
+    /// Stops serving, lets running attempts finish (up to the shutdown grace), releases leases.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.engine.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
