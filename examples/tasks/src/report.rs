@@ -7,6 +7,8 @@ use std::fmt::Write;
 /// Everything the report shows: the run and the upstream task values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportInputs {
+    /// The heading, before the date.
+    pub title: String,
     /// The report date, `YYYY-MM-DD`.
     pub date: String,
     /// The job's name.
@@ -43,7 +45,7 @@ pub fn render(inputs: &ReportInputs) -> String {
 }
 
 fn write_report(out: &mut String, r: &ReportInputs) -> std::fmt::Result {
-    writeln!(out, "# Orders report, {}", r.date)?;
+    writeln!(out, "# {}, {}", r.title, r.date)?;
     writeln!(out)?;
     writeln!(out, "Job `{}`, run {}.", r.job_name, r.run_id)?;
     writeln!(out)?;
@@ -75,6 +77,7 @@ mod tests {
     #[test]
     fn renders_every_section() {
         let inputs = ReportInputs {
+            title: "Orders report".into(),
             date: "2025-11-22".into(),
             job_name: "orders-pipeline".into(),
             run_id: 5,

@@ -1,5 +1,6 @@
 //! `report --date YYYY-MM-DD`: writes `/lake/reports/report-<date>.md` from the values of the
-//! upstream tasks `ingest`, `validate` and `aggregate`, and prints it.
+//! upstream tasks `ingest`, `validate` and `aggregate`, and prints it. The heading is the task's
+//! `REPORT_TITLE` environment variable (default "Orders report").
 //! Task value: `report` (the report's path).
 
 use std::path::Path;
@@ -16,6 +17,7 @@ fn main() {
             return Err(format!("--date {date:?} is not a date: expected YYYY-MM-DD").into());
         }
         let inputs = ReportInputs {
+            title: std::env::var("REPORT_TITLE").unwrap_or_else(|_| "Orders report".into()),
             date: date.to_string(),
             job_name: ctx.job_name().to_string(),
             run_id: ctx.run_id(),
