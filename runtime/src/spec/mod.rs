@@ -4,6 +4,7 @@
 //! Every error names its source (file or "request body"), line and column, the path of the
 //! offending field (`tasks[1].depends_on[0].task_key`) and what was expected.
 
+mod location;
 mod module_ref;
 pub mod refs;
 mod source;
