@@ -69,6 +69,7 @@ impl FieldPath {
     }
 
     /// The rendered path.
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -105,22 +106,33 @@ fn segment_starts(path: &str) -> Vec<usize> {
 }
 
 /// Where each field path of a document is: for a scalar its value, for a map or sequence its
-/// key (or, without a key, its first character).
+/// key (or, without a key, its first character); and where its key is.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct SpanIndex(HashMap<FieldPath, Pos>);
+pub(crate) struct SpanIndex(HashMap<FieldPath, Span>);
+
+/// The positions of one field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    pos: Pos,
+    key: Option<Pos>,
+}
 
 impl SpanIndex {
-    /// Records the position of `path`.
-    pub fn insert(&mut self, path: FieldPath, pos: Pos) {
-        self.0.insert(path, pos);
+    /// Records the positions of `path`: where problems with it are shown, and its key's.
+    pub fn insert(&mut self, path: FieldPath, pos: Pos, key: Option<Pos>) {
+        self.0.insert(path, Span { pos, key });
     }
 
-    /// The position of `path` or of its nearest ancestor in the index.
-    pub fn locate(&self, path: &FieldPath) -> Option<Pos> {
+    /// The position of `path` or of its nearest ancestor in the index; with `on_key`, the
+    /// position of the key of `path` itself when it has one.
+    pub fn locate(&self, path: &FieldPath, on_key: bool) -> Option<Pos> {
         let mut current = Some(path.clone());
         while let Some(p) = current {
-            if let Some(pos) = self.0.get(&p) {
-                return Some(*pos);
+            if let Some(span) = self.0.get(&p) {
+                return Some(match span.key {
+                    Some(key) if on_key && p == *path => key,
+                    _ => span.pos,
+                });
             }
             current = p.parent();
         }
@@ -130,7 +142,7 @@ impl SpanIndex {
     /// "line 4" when `path` is in the index, else the path itself: for "(first at ...)".
     pub fn describe(&self, path: &FieldPath) -> String {
         match self.0.get(path) {
-            Some(pos) => format!("line {}", pos.line),
+            Some(span) => format!("line {}", span.pos.line),
             None => format!("`{path}`"),
         }
     }
@@ -143,6 +155,8 @@ pub(crate) struct Issue {
     pub path: FieldPath,
     /// Its position when the decoder knew it; otherwise the span index finds it.
     pub pos: Option<Pos>,
+    /// Whether the problem is with the field's key (a name) rather than its value.
+    pub on_key: bool,
     /// What is wrong and what was expected.
     pub message: String,
 }
@@ -153,22 +167,30 @@ impl Issue {
         Issue {
             path,
             pos: None,
+            on_key: false,
             message: message.into(),
+        }
+    }
+
+    /// A problem with the key of the field at `path`, to be located by the span index.
+    pub fn on_key(path: FieldPath, message: impl Into<String>) -> Issue {
+        Issue {
+            on_key: true,
+            ..Issue::new(path, message)
         }
     }
 
     /// A problem at a known position.
     pub fn at(path: FieldPath, pos: Pos, message: impl Into<String>) -> Issue {
         Issue {
-            path,
             pos: Some(pos),
-            message: message.into(),
+            ..Issue::new(path, message)
         }
     }
 
     /// The located error; line and column are 0 when neither the issue nor the index knows them.
     pub fn locate(self, source: &str, index: &SpanIndex) -> SpecError {
-        let pos = self.pos.or_else(|| index.locate(&self.path));
+        let pos = self.pos.or_else(|| index.locate(&self.path, self.on_key));
         SpecError {
             source: source.to_string(),
             line: pos.map_or(0, |p| p.line),
@@ -250,17 +272,36 @@ mod tests {
     #[test]
     fn locates_the_nearest_ancestor() {
         let mut index = SpanIndex::default();
-        index.insert(FieldPath::root(), Pos { line: 1, column: 1 });
+        index.insert(FieldPath::root(), Pos { line: 1, column: 1 }, None);
         index.insert(
             FieldPath::from_rendered("tasks[0]"),
             Pos { line: 4, column: 5 },
+            None,
+        );
+        index.insert(
+            FieldPath::from_rendered("tasks[0].env.A"),
+            Pos {
+                line: 5,
+                column: 12,
+            },
+            Some(Pos { line: 5, column: 9 }),
         );
         let deep = FieldPath::from_rendered("tasks[0].wasm_task.module");
-        assert_eq!(index.locate(&deep), Some(Pos { line: 4, column: 5 }));
+        assert_eq!(index.locate(&deep, false), Some(Pos { line: 4, column: 5 }));
         assert_eq!(
-            index.locate(&FieldPath::from_rendered("name")),
+            index.locate(&FieldPath::from_rendered("name"), false),
             Some(Pos { line: 1, column: 1 })
         );
+        let env = FieldPath::from_rendered("tasks[0].env.A");
+        assert_eq!(
+            index.locate(&env, false),
+            Some(Pos {
+                line: 5,
+                column: 12
+            })
+        );
+        assert_eq!(index.locate(&env, true), Some(Pos { line: 5, column: 9 }));
+        assert_eq!(index.locate(&deep, true), Some(Pos { line: 4, column: 5 }));
         assert_eq!(
             index.describe(&FieldPath::from_rendered("tasks[0]")),
             "line 4"

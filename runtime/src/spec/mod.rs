@@ -4,13 +4,18 @@
 //! Every error names its source (file or "request body"), line and column, the path of the
 //! offending field (`tasks[1].depends_on[0].task_key`) and what was expected.
 
+mod decode;
+mod document;
 mod location;
 mod module_ref;
 pub mod refs;
 mod source;
+#[cfg(test)]
+mod test_support;
 mod types;
 mod validate;
 
+pub use document::{SpecDocument, settings_from_json, validate_settings};
 pub use module_ref::ModuleRef;
 pub use types::*;
 

@@ -147,7 +147,7 @@ impl Node {
 
     /// Adds the position of this node and of everything below it to `index`, under `path`.
     pub fn index_into(&self, path: &FieldPath, index: &mut SpanIndex) {
-        index.insert(path.clone(), self.error_pos());
+        index.insert(path.clone(), self.error_pos(), self.key_pos);
         match &self.value {
             Value::Scalar(_) => {}
             Value::Seq(items) => {
@@ -202,7 +202,7 @@ mod tests {
         let node = parse(text, Format::Yaml).unwrap().unwrap();
         let mut index = SpanIndex::default();
         node.index_into(&FieldPath::root(), &mut index);
-        let at = |p: &str| index.locate(&FieldPath::from_rendered(p)).unwrap();
+        let at = |p: &str| index.locate(&FieldPath::from_rendered(p), false).unwrap();
         assert_eq!(at(""), pos(1, 1));
         assert_eq!(at("name"), pos(1, 7));
         assert_eq!(at("tasks"), pos(2, 1));

@@ -19,9 +19,8 @@ pub(crate) fn decode<T: DeserializeOwned>(node: &Node, base: &FieldPath) -> Resu
         let path = base.join(&relative_path(err.path()));
         let inner = err.into_inner();
         Issue {
-            path,
             pos: inner.pos,
-            message: inner.message,
+            ..Issue::new(path, inner.message)
         }
     })
 }

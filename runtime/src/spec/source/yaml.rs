@@ -346,10 +346,10 @@ fn plain_kind(text: &str) -> ScalarKind {
         let sign = if sign < 0.0 { -1 } else { 1 };
         return int_kind(digits, 10, sign).unwrap_or(ScalarKind::Str);
     }
-    if is_core_float(digits) {
-        if let Ok(f) = digits.parse::<f64>() {
-            return ScalarKind::Float(sign * f);
-        }
+    if is_core_float(digits)
+        && let Ok(f) = digits.parse::<f64>()
+    {
+        return ScalarKind::Float(sign * f);
     }
     ScalarKind::Str
 }
