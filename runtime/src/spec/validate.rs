@@ -2,6 +2,7 @@
 //! the DAG, references, trigger combinations). Every problem is collected with its path.
 
 mod graph;
+mod mounts;
 mod references;
 mod tasks;
 mod triggers;
