@@ -36,6 +36,31 @@ pub(crate) fn fill_in_names(root: &mut Node) {
     }
 }
 
+/// Turns every for-each `inputs` written as a list (`inputs: [a, b]`) into the JSON text the
+/// Jobs API field holds (`inputs: '["a","b"]'`).
+pub(crate) fn inputs_as_text(node: &mut Node) {
+    match &mut node.value {
+        Value::Scalar(_) => {}
+        Value::Seq(items) => items.iter_mut().for_each(inputs_as_text),
+        Value::Map(entries) => {
+            for entry in entries {
+                if entry.key == "for_each_task"
+                    && let Value::Map(fields) = &mut entry.node.value
+                    && let Some(inputs) = fields.iter_mut().find(|f| f.key == "inputs")
+                    && let Value::Seq(_) = inputs.node.value
+                {
+                    let text = inputs.node.to_json().to_string();
+                    inputs.node = Node {
+                        key_pos: inputs.node.key_pos,
+                        ..Node::string(&text, inputs.node.pos)
+                    };
+                }
+                inputs_as_text(&mut entry.node);
+            }
+        }
+    }
+}
+
 /// The jobs of a document with their paths: the root itself, or the entries of `jobs:`.
 pub(crate) fn jobs_of(root: Option<&Node>) -> Result<Vec<(FieldPath, &Node)>, Vec<Issue>> {
     let start = Pos { line: 1, column: 1 };
@@ -170,6 +195,32 @@ mod tests {
             Pos { line: 2, column: 3 }
         );
         assert_eq!(name_of(jobs[1].1), "bee");
+    }
+
+    #[test]
+    fn for_each_inputs_written_as_lists_become_json_text() {
+        let mut node = root("tasks:\n  - for_each_task:\n      inputs: [a, 2, {b: c}]\n").unwrap();
+        inputs_as_text(&mut node);
+        let Value::Seq(tasks) = &node.get("tasks").unwrap().value else {
+            unreachable!()
+        };
+        let inputs = tasks[0]
+            .get("for_each_task")
+            .unwrap()
+            .get("inputs")
+            .unwrap();
+        assert_eq!(
+            inputs.to_json(),
+            serde_json::json!("[\"a\",2,{\"b\":\"c\"}]")
+        );
+        assert_eq!(
+            inputs.pos,
+            Pos {
+                line: 3,
+                column: 15
+            }
+        );
+        assert_eq!(inputs.key_pos, Some(Pos { line: 3, column: 7 }));
     }
 
     #[test]

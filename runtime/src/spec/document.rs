@@ -1,7 +1,7 @@
 //! The entry points: spec files ([`SpecDocument`]), API request bodies
 //! ([`settings_from_json`]) and settings built in memory ([`validate_settings`]).
 
-use super::decode::{decode_job, fill_in_names, jobs_of};
+use super::decode::{decode_job, fill_in_names, inputs_as_text, jobs_of};
 use super::location::{FieldPath, Issue, Pos, SpanIndex, locate_all};
 use super::source::{self, Node, SyntaxError};
 use super::validate::{unique_job_names, validate_job};
@@ -30,6 +30,7 @@ impl SpecDocument {
         let mut root = source::parse(text, format).map_err(|e| syntax_errors(source, e))?;
         if let Some(root) = &mut root {
             fill_in_names(root);
+            inputs_as_text(root);
         }
         let mut spans = SpanIndex::default();
         if let Some(root) = &root {
@@ -126,7 +127,10 @@ fn syntax_errors(source: &str, error: SyntaxError) -> SpecErrors {
 /// body's line/column and paths like `new_settings.tasks[1].depends_on[0].task_key`. Always
 /// [`PathPolicy::Server`].
 pub fn settings_from_json(source: &str, body: &str, at: &str) -> Result<JobSettings, SpecErrors> {
-    let root = source::parse(body, Format::Json).map_err(|e| syntax_errors(source, e))?;
+    let mut root = source::parse(body, Format::Json).map_err(|e| syntax_errors(source, e))?;
+    if let Some(root) = &mut root {
+        inputs_as_text(root);
+    }
     let mut spans = SpanIndex::default();
     if let Some(root) = &root {
         root.index_into(&FieldPath::root(), &mut spans);

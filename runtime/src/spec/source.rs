@@ -145,6 +145,31 @@ impl Node {
         }
     }
 
+    /// The node as JSON (a float that JSON cannot hold, such as `.nan`, stays text).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match &self.value {
+            Value::Scalar(s) => match s.kind {
+                ScalarKind::Null => Json::Null,
+                ScalarKind::Bool(b) => Json::Bool(b),
+                ScalarKind::Int(i) => match u64::try_from(i) {
+                    Ok(u) => Json::from(u),
+                    Err(_) => Json::from(i as i64),
+                },
+                ScalarKind::Float(f) => serde_json::Number::from_f64(f)
+                    .map_or_else(|| Json::String(s.text.clone()), Json::Number),
+                ScalarKind::Str => Json::String(s.text.clone()),
+            },
+            Value::Seq(items) => Json::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => Json::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.node.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
     /// Adds the position of this node and of everything below it to `index`, under `path`.
     pub fn index_into(&self, path: &FieldPath, index: &mut SpanIndex) {
         index.insert(path.clone(), self.error_pos(), self.key_pos);
@@ -210,6 +235,20 @@ mod tests {
         assert_eq!(at("tasks[0].task_key"), pos(3, 15));
         assert_eq!(at("tasks[0].env"), pos(4, 5));
         assert_eq!(at("tasks[0].env.A"), pos(4, 14));
+    }
+
+    #[test]
+    fn converts_to_json() {
+        let node = parse(
+            "{a: [1, -2, 1.5, .nan, ~, true, x], b: {c: '3'}}",
+            Format::Yaml,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            node.to_json(),
+            serde_json::json!({"a": [1, -2, 1.5, ".nan", null, true, "x"], "b": {"c": "3"}})
+        );
     }
 
     #[test]

@@ -180,6 +180,12 @@ tasks:
         wasm_task: {module: m, parameters: ['{{input}}', '{{tasks.list.run_id}}']}
 ";
     parse(valid, Format::Yaml, PathPolicy::Local).unwrap();
+    let listed = valid.replace("'{{tasks.list.values.files}}'", "[x, 1]");
+    let doc = parse(&listed, Format::Yaml, PathPolicy::Local).unwrap();
+    let Some(TaskKind::ForEach(for_each)) = doc.jobs()[0].settings.tasks[1].kind() else {
+        panic!("loop is a for-each task");
+    };
+    assert_eq!(for_each.inputs, r#"["x",1]"#);
     let invalid = "\
 name: x
 tasks:
@@ -187,7 +193,7 @@ tasks:
     wasm_task: {module: m}
   - task_key: loop
     for_each_task:
-      inputs: '[\"a\", \"b\"]'
+      inputs: [a, b]
       task:
         task_key: each
         depends_on: [{task_key: list}]
