@@ -39,30 +39,30 @@ impl SpecDocument {
         let fail = |issues: Vec<Issue>| SpecErrors(locate_all(issues, source, &spans));
         let job_nodes = jobs_of(root.as_ref()).map_err(fail)?;
         let mut issues = Vec::new();
-        let mut jobs = Vec::new();
+        let mut decoded: Vec<(FieldPath, JobSettings)> = Vec::new();
         for (path, node) in job_nodes {
             match decode_job(node, &path) {
                 Ok(settings) => {
                     issues.extend(validate_job(&settings, &path, policy, &spans));
-                    jobs.push(SpecJob {
-                        settings,
-                        path: path.to_string(),
-                    });
+                    decoded.push((path, settings));
                 }
                 Err(found) => issues.extend(found),
             }
         }
-        let paths: Vec<FieldPath> = jobs
-            .iter()
-            .map(|j| FieldPath::from_rendered(&j.path))
-            .collect();
         issues.extend(unique_job_names(
-            paths.iter().zip(jobs.iter().map(|j| &j.settings)),
+            decoded.iter().map(|(path, settings)| (path, settings)),
             &spans,
         ));
         if !issues.is_empty() {
             return Err(fail(issues));
         }
+        let jobs = decoded
+            .into_iter()
+            .map(|(path, settings)| SpecJob {
+                settings,
+                path: path.to_string(),
+            })
+            .collect();
         Ok(SpecDocument {
             source: source.to_string(),
             jobs,
