@@ -108,7 +108,7 @@ impl SpecDocument {
         &self.jobs
     }
 
-    /// A located error for a field path (e.g. "jobs.orders.tasks[0].wasm_task.module") — used
+    /// A located error for a field path (e.g. `jobs.orders.tasks[0].wasm_task.module`) — used
     /// by the CLI for problems it finds later (a module file that does not exist). When the
     /// exact path is not in the document, the nearest ancestor that is locates it.
     pub fn error(&self, path: &str, message: impl Into<String>) -> SpecError {
