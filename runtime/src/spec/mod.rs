@@ -3,13 +3,24 @@
 //!
 //! Every error names its source (file or "request body"), line and column, the path of the
 //! offending field (`tasks[1].depends_on[0].task_key`) and what was expected.
+//!
+//! The way through: `source` parses text into a tree of nodes with positions; `decode` finds
+//! the jobs in it and deserializes them (serde, with the failing path and position); `validate`
+//! checks what serde cannot; `location` turns paths into line and column. The entry points
+//! ([`SpecDocument`], [`settings_from_json`], [`validate_settings`]) live in `document`.
 
+mod decode;
+mod document;
+mod location;
 mod module_ref;
 pub mod refs;
 mod source;
+#[cfg(test)]
+mod test_support;
 mod types;
 mod validate;
 
+pub use document::{SpecDocument, settings_from_json, validate_settings};
 pub use module_ref::ModuleRef;
 pub use types::*;
 
