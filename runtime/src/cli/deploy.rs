@@ -57,7 +57,8 @@ fn wasm_tasks_mut<'a>(settings: &'a mut JobSettings, prefix: &str) -> Vec<(Strin
     let mut out = Vec::new();
     for (i, t) in settings.tasks.iter_mut().enumerate() {
         let path = format!("{prefix}tasks[{i}]");
-        if let Some(fe) = t.for_each_task.as_mut() {
+        if t.for_each_task.is_some() {
+            let fe = t.for_each_task.as_mut().expect("checked above");
             out.push((format!("{path}.for_each_task.task"), &mut fe.task));
         } else {
             out.push((path, t));
