@@ -63,6 +63,98 @@ async fn committed_writes_survive_closing_and_reopening() {
     );
 }
 
+/// Where the child process of [`acknowledged_writes_survive_kill_9`] keeps its database.
+const KILL_CHILD_DB: &str = "WEIR_STORE_KILL_CHILD_DB";
+/// Acknowledged creates the parent waits for before it kills the child.
+const ACKS_BEFORE_KILL: usize = 200;
+
+/// The child process of [`acknowledged_writes_survive_kill_9`]: creates runs from four tasks
+/// at once, printing each acknowledged run id, until it is killed. Does nothing on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of acknowledged_writes_survive_kill_9"]
+async fn kill_9_child() {
+    let Ok(path) = std::env::var(KILL_CHILD_DB) else {
+        return;
+    };
+    let store = SqliteStore::open(std::path::Path::new(&path))
+        .await
+        .unwrap();
+    let deployed = deploy(&store, job("killed", &["a", "b"])).await;
+    let writers = (0..4).map(|_| {
+        let store = store.clone();
+        let deployed = deployed.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut new = new_run(Some(deployed.0), &deployed.1, 1);
+                new.admission = None;
+                let run_id = store.create_run(new).await.unwrap().run_id;
+                let mut out = std::io::stdout().lock();
+                std::io::Write::write_all(&mut out, format!("acked {run_id}\n").as_bytes())
+                    .and_then(|()| std::io::Write::flush(&mut out))
+                    .unwrap();
+            }
+        })
+    });
+    futures::future::join_all(writers).await;
+}
+
+/// `kill -9` of a process that is busy writing loses no acknowledged write and leaves no
+/// half-written one.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("killed.db");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "store::sqlite::tests::kill_9_child"])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
+        .env(KILL_CHILD_DB, &path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let acked: Vec<RunId> = lines
+        .map_while(Result::ok)
+        .filter_map(|line| line.strip_prefix("acked ").map(|id| id.parse().unwrap()))
+        .take(ACKS_BEFORE_KILL)
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        acked.len(),
+        ACKS_BEFORE_KILL,
+        "the child stopped before being killed"
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = SqliteStore::open(&path).await.unwrap();
+        for run_id in &acked {
+            let snapshot = store.get_run(*run_id).await.unwrap();
+            let snapshot = snapshot.unwrap_or_else(|| panic!("acknowledged run {run_id} lost"));
+            assert_eq!(snapshot.tasks.len(), 2);
+        }
+    });
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let partial: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM runs r WHERE
+               (SELECT COUNT(*) FROM task_runs t WHERE t.run_id = r.run_id) != 2
+               OR NOT EXISTS (SELECT 1 FROM run_events e WHERE e.run_id = r.run_id)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        partial, 0,
+        "runs without all their task runs or their event"
+    );
+}
+
 #[tokio::test]
 async fn open_refuses_other_schemes_and_bad_options() {
     let err = crate::store::open("postgres://db/weir")
