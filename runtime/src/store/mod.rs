@@ -313,10 +313,12 @@ pub trait Store: Send + Sync + 'static {
     async fn run_events(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<RunEvent>>;
 }
 
-/// Opens the store a `--state` URL names: `sqlite://PATH` (relative paths allowed).
+/// Opens the store a `--state` URL names: `sqlite://PATH` (relative to the working directory)
+/// or `sqlite:///abs/PATH`, optionally with `?synchronous=full|normal` (see [`sqlite`] for what
+/// each guarantees).
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        return sqlite::SqliteStore::open(std::path::Path::new(path)).await;
+    if url.starts_with("sqlite:") {
+        return sqlite::SqliteStore::open_with(sqlite::SqliteOptions::from_url(url)?).await;
     }
     anyhow::bail!(
         "unsupported --state URL {url:?}: expected sqlite://PATH (postgres:// arrives with scale-out)"
