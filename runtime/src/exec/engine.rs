@@ -62,8 +62,18 @@ fn engine_config(pool: Option<PoolingAllocationConfig>) -> Config {
         // Independent of the WASMTIME_BACKTRACE_DETAILS variable, so that the compatibility
         // hash (and the artifact cache) does not depend on the environment.
         .wasm_backtrace_details(WasmBacktraceDetails::Disable);
-    if let Some(pool) = pool {
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match pool {
+        Some(pool) => {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        // Where the address space is short, a memory reserves what it uses plus room to grow
+        // instead of 4 GiB: bounds checks are explicit and a growing memory may move.
+        None => {
+            config
+                .memory_reservation(0)
+                .memory_guard_size(64 << 10)
+                .memory_reservation_for_growth(16 << 20);
+        }
     }
     config
 }
@@ -164,6 +174,20 @@ mod tests {
         assert_eq!(a.hash, b.hash);
         assert_eq!(a.hash.len(), 32);
         assert!(a.allocator == POOLING || a.allocator == ON_DEMAND);
+    }
+
+    #[test]
+    fn falls_back_to_on_demand_when_the_pool_cannot_be_reserved() {
+        // A million 4 GiB slots exceed any 64-bit address space.
+        let mut huge = config();
+        huge.max_instances = 1_000_000;
+        let built = build(&huge).unwrap();
+        assert_eq!(built.allocator, ON_DEMAND);
+        // The two allocators compile differently, so their artifacts are kept apart.
+        let pooled = build(&config()).unwrap();
+        if pooled.allocator == POOLING {
+            assert_ne!(built.hash, pooled.hash);
+        }
     }
 
     #[test]
