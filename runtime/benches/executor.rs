@@ -2,11 +2,17 @@
 //! memory) and from zero (artifact on disk only), the raw instantiate+call cost of wasmtime
 //! for comparison, and the process RSS around it.
 //!
+//! The per-attempt `/weir` directory is created and removed on the work directory's file
+//! system, which dominates the warm latency, so the attempts are measured twice: with the
+//! work directory on the temporary directory's file system, and on tmpfs (`/dev/shm`) when
+//! there is one.
+//!
 //! Run with `cargo bench -p weir-runtime --bench executor`; prints a table.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir::exec::{ExecutorConfig, ExitStatus, Invocation};
+use weir::exec::{Executor, ExecutorConfig, ExitStatus, Invocation, ModuleLoads};
 use weir::modules::BlobStore;
 
 const WARM_ITERATIONS: usize = 20_000;
@@ -15,41 +21,134 @@ const WARMUP: usize = 1_000;
 
 const TRIVIAL: &str = r#"(module (memory (export "memory") 1) (func (export "_start")))"#;
 
+/// Latencies of one executor, and what it loaded.
+struct Measured {
+    warm: Vec<Duration>,
+    cold: Vec<Duration>,
+    loads: ModuleLoads,
+}
+
+/// RSS of the process around the first executor, in KiB.
+struct Rss {
+    before: u64,
+    created: u64,
+    after_runs: u64,
+}
+
 fn main() {
-    let rss_start = rss_kib();
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rss_before = rss_kib();
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a caller runtime");
+    let wasm = wat::parse_str(TRIVIAL).expect("valid WAT");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let temp = tempfile::tempdir().expect("a temporary directory");
+    let mut rss = None;
+    let (on_disk, allocator) = measure(&caller, &wasm, temp.path(), threads, |created, after| {
+        rss = Some(Rss {
+            before: rss_before,
+            created,
+            after_runs: after,
+        })
+    });
+    let shm = Path::new("/dev/shm");
+    let on_tmpfs = shm.is_dir().then(|| {
+        let dir = tempfile::tempdir_in(shm).expect("a directory in /dev/shm");
+        measure(&caller, &wasm, dir.path(), threads, |_, _| {}).0
+    });
+    let raw = raw_instantiate_and_call(&wasm);
+
+    println!();
+    println!(
+        "weir executor benchmark — {}",
+        chrono::Utc::now().to_rfc3339()
+    );
+    println!(
+        "machine: {threads} CPUs, {}; allocator: {allocator}; caller on its own runtime",
+        cpu_model()
+    );
+    println!();
+    println!(
+        "{:<62} {:>7} {:>10} {:>10} {:>10}",
+        "measurement", "n", "p50", "p99", "mean"
+    );
+    let disk = file_system_of(temp.path());
+    row(
+        &format!("warm, work dir on {disk}: start + await outcome"),
+        &on_disk.warm,
+    );
+    row(
+        &format!("from zero, work dir on {disk}: artifact on disk"),
+        &on_disk.cold,
+    );
+    if let Some(tmpfs) = &on_tmpfs {
+        row(
+            "warm, work dir on tmpfs: start + await outcome",
+            &tmpfs.warm,
+        );
+        row(
+            "from zero, work dir on tmpfs: artifact on disk",
+            &tmpfs.cold,
+        );
+    }
+    row(
+        "raw wasmtime: instantiate + call `_start` (reused InstancePre)",
+        &raw,
+    );
+    println!();
+    let loads = on_disk.loads;
+    println!(
+        "module loads ({disk} run): {} from memory, {} from disk, {} from the blob store, {} compiled",
+        loads.memory_hits, loads.from_disk, loads.from_blob_artifact, loads.compiled
+    );
+    if let Some(rss) = rss {
+        println!(
+            "RSS: {} KiB before the executor, {} KiB after creating it, {} KiB after {} runs \
+             (module cache evicted, 0 instances alive)",
+            rss.before,
+            rss.created,
+            rss.after_runs,
+            WARMUP + WARM_ITERATIONS + COLD_ITERATIONS
+        );
+    }
+}
+
+/// Runs the warm and from-zero attempts on an executor whose directories live under `base`;
+/// `rss` gets the RSS after creating the executor and after the runs.
+fn measure(
+    caller: &tokio::runtime::Runtime,
+    wasm: &[u8],
+    base: &Path,
+    threads: usize,
+    rss: impl FnOnce(u64, u64),
+) -> (Measured, &'static str) {
     let blobs = Arc::new(
-        BlobStore::open(&format!("file://{}", dir.path().join("objects").display()))
+        BlobStore::open(&format!("file://{}", base.join("objects").display()))
             .expect("the blob store opens"),
     );
     let config = ExecutorConfig {
-        work_dir: dir.path().join("work"),
-        cache_dir: dir.path().join("cache"),
+        work_dir: base.join("work"),
+        cache_dir: base.join("cache"),
         max_instances: 64,
         max_memory_mb: 256,
         log_limit_bytes: 1 << 20,
         threads,
         idle_module_ttl: Duration::from_secs(3600),
     };
-    let executor = weir::exec::Executor::new(config, blobs.clone()).expect("the executor starts");
-    let rss_executor = rss_kib();
-
-    let caller = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a caller runtime");
-    let wasm = wat::parse_str(TRIVIAL).expect("valid WAT");
+    let executor = Executor::new(config, blobs.clone()).expect("the executor starts");
+    let rss_created = rss_kib();
     let digest = format!(
         "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm))
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(wasm))
     );
     let artifact = executor
-        .prepare_upload(&digest, &wasm)
+        .prepare_upload(&digest, wasm)
         .expect("the module prepares");
     caller.block_on(async {
         blobs
-            .put_wasm(&digest, wasm.clone().into())
+            .put_wasm(&digest, wasm.to_vec().into())
             .await
             .expect("wasm stored");
         blobs
@@ -59,7 +158,7 @@ fn main() {
     });
 
     let mut next_id = 0u64;
-    let mut attempt = |executor: &weir::exec::Executor| {
+    let mut attempt = || {
         next_id += 1;
         let inv = Invocation {
             digest: digest.clone(),
@@ -79,66 +178,22 @@ fn main() {
         assert_eq!(outcome.status, ExitStatus::Success);
         took
     };
-
     for _ in 0..WARMUP {
-        attempt(&executor);
+        attempt();
     }
-    let warm: Vec<Duration> = (0..WARM_ITERATIONS).map(|_| attempt(&executor)).collect();
+    let warm: Vec<Duration> = (0..WARM_ITERATIONS).map(|_| attempt()).collect();
     let cold: Vec<Duration> = (0..COLD_ITERATIONS)
         .map(|_| {
             executor.evict_modules(Duration::ZERO);
-            attempt(&executor)
+            attempt()
         })
         .collect();
     let loads = executor.module_loads();
     assert_eq!(loads.compiled, 0, "the run path never compiled");
     executor.evict_modules(Duration::ZERO);
     assert_eq!(executor.instances_alive(), 0);
-    let rss_after = rss_kib();
-    let raw = raw_instantiate_and_call(&wasm);
-
-    println!();
-    println!(
-        "weir executor benchmark — {}",
-        chrono::Utc::now().to_rfc3339()
-    );
-    println!(
-        "machine: {} CPUs, {}; allocator: {}",
-        threads,
-        cpu_model(),
-        executor.allocator()
-    );
-    println!();
-    println!(
-        "{:<58} {:>7} {:>10} {:>10} {:>10}",
-        "measurement", "n", "p50", "p99", "mean"
-    );
-    row(
-        "warm: Executor::start + await outcome (module in memory)",
-        &warm,
-    );
-    row(
-        "raw wasmtime: instantiate + call `_start` (reused InstancePre)",
-        &raw,
-    );
-    row(
-        "scale from zero: memory cache emptied, artifact on disk",
-        &cold,
-    );
-    println!();
-    println!(
-        "module loads: {} from memory, {} from disk, {} from the blob store, {} compiled",
-        loads.memory_hits, loads.from_disk, loads.from_blob_artifact, loads.compiled
-    );
-    println!(
-        "RSS: {} KiB before the executor, {} KiB after creating it, {} KiB after {} runs \
-         (cache evicted, {} instances alive)",
-        rss_start,
-        rss_executor,
-        rss_after,
-        WARMUP + WARM_ITERATIONS + COLD_ITERATIONS,
-        executor.instances_alive()
-    );
+    rss(rss_created, rss_kib());
+    (Measured { warm, cold, loads }, executor.allocator())
 }
 
 /// wasmtime alone, configured like the executor's engine, on the same trivial module: the
@@ -189,7 +244,7 @@ fn row(name: &str, samples: &[Duration]) {
     let at = |pct: usize| sorted[(sorted.len() * pct / 100).min(sorted.len() - 1)];
     let mean = sorted.iter().sum::<Duration>() / sorted.len() as u32;
     println!(
-        "{:<58} {:>7} {:>10} {:>10} {:>10}",
+        "{:<62} {:>7} {:>10} {:>10} {:>10}",
         name,
         sorted.len(),
         micros(at(50)),
@@ -224,4 +279,23 @@ fn cpu_model() -> String {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The type of the file system holding `path` (the longest matching mount point in
+/// /proc/mounts), e.g. "ext4".
+fn file_system_of(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _device = fields.next()?;
+            let mount_point = PathBuf::from(fields.next()?);
+            let kind = fields.next()?;
+            path.starts_with(&mount_point)
+                .then(|| (mount_point.components().count(), kind.to_string()))
+        })
+        .max()
+        .map_or_else(|| "disk".to_string(), |(_, kind)| kind)
 }

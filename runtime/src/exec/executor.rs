@@ -4,8 +4,9 @@
 use super::cache::{ModuleCache, ModuleLoads};
 use super::engine::{self, EpochTicker};
 use super::logs::LogPipe;
-use super::sandbox::{self, AttemptDir, TaskState};
+use super::sandbox::{self, TaskState};
 use super::upload::{ModuleError, UploadCheck};
+use super::workdir::WorkDir;
 use super::{ExecutorConfig, ExitStatus, Invocation, Outcome, values};
 use crate::modules::BlobStore;
 use crate::store::TaskLogs;
@@ -35,6 +36,7 @@ pub struct Executor {
 /// What running attempts share.
 struct Shared {
     config: ExecutorConfig,
+    work: WorkDir,
     engine: Engine,
     cache: Arc<ModuleCache>,
     upload: UploadCheck,
@@ -98,7 +100,7 @@ impl Executor {
             config.max_instances >= 1,
             "max_instances is 0: expected at least 1 instance slot"
         );
-        reset_dir(&config.work_dir)?;
+        let work = WorkDir::open(&config.work_dir)?;
         let built = engine::build(&config)?;
         let mut linker = Linker::new(&built.engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut TaskState| {
@@ -116,7 +118,9 @@ impl Executor {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("weir-task")
-            .enable_all()
+            // Timers only: tasks have no network, and without an I/O driver idle workers park
+            // on a futex, which is cheaper to wake than the driver's eventfd.
+            .enable_time()
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the task runtime: {e}"))?;
         let handle = runtime.handle().clone();
@@ -135,6 +139,7 @@ impl Executor {
             shared: Arc::new(Shared {
                 slots: Semaphore::new(config.max_instances as usize),
                 config,
+                work,
                 engine: built.engine,
                 cache,
                 upload,
@@ -212,17 +217,6 @@ impl Drop for Executor {
             runtime.shutdown_background();
         }
     }
-}
-
-/// Empties (or creates) the directory of per-attempt directories.
-fn reset_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => anyhow::bail!("cannot empty the work directory {:?}: {e}", dir.display()),
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create the work directory {:?}: {e}", dir.display()))
 }
 
 async fn sweep_idle_modules(cache: Weak<ModuleCache>, ttl: Duration) {
@@ -316,7 +310,7 @@ impl Shared {
         let Ok(_slot) = self.slots.acquire().await else {
             return Ended::failed("the executor is shutting down".into());
         };
-        let dir = match AttemptDir::create(&self.config.work_dir, &inv.attempt_id, &inv.context) {
+        let dir = match self.work.create(&inv.attempt_id, &inv.context) {
             Ok(dir) => dir,
             Err(message) => return Ended::failed(message),
         };

@@ -104,6 +104,7 @@ mod sandbox;
 mod tests;
 mod upload;
 mod values;
+mod workdir;
 
 pub use cache::ModuleLoads;
 pub use executor::{Attempt, CancelHandle, Executor};

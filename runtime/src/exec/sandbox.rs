@@ -1,21 +1,19 @@
-//! What one attempt sees: its `/weir` directory, its WASI context (argv, env, preopens, captured
+//! What one attempt sees: its WASI context (argv, env, preopens, captured
 //! stdio, no network) and its memory limit.
 
 use super::Invocation;
 use super::logs::LogPipe;
-use std::path::{Path, PathBuf};
+use super::workdir::AttemptDir;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// Guest path of the per-attempt directory.
-pub(crate) const WEIR_DIR: &str = "/weir";
+const WEIR_DIR: &str = "/weir";
 /// Guest path of the context file (`WEIR_CONTEXT`).
 const CONTEXT_PATH: &str = "/weir/context.json";
 /// Guest path of the task values file (`WEIR_OUTPUT`).
 const OUTPUT_PATH: &str = "/weir/output.jsonl";
-const CONTEXT_FILE: &str = "context.json";
-const OUTPUT_FILE: &str = "output.jsonl";
 
 /// The data of an attempt's `Store`.
 pub(crate) struct TaskState {
@@ -101,66 +99,6 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The host directory behind an attempt's `/weir`; removed when dropped, however the attempt
-/// ends.
-pub(crate) struct AttemptDir {
-    path: PathBuf,
-}
-
-impl AttemptDir {
-    /// Creates `work_dir/<attempt_id>/` with `context.json` and an empty `output.jsonl`.
-    pub(crate) fn create(
-        work_dir: &Path,
-        attempt_id: &str,
-        context: &serde_json::Value,
-    ) -> Result<AttemptDir, String> {
-        let valid = !attempt_id.is_empty()
-            && attempt_id != "."
-            && attempt_id != ".."
-            && !attempt_id.contains(['/', '\\', '\0']);
-        if !valid {
-            return Err(format!(
-                "attempt id {attempt_id:?} is not a valid directory name"
-            ));
-        }
-        let path = work_dir.join(attempt_id);
-        std::fs::create_dir(&path).map_err(|e| {
-            format!(
-                "cannot create the attempt directory {:?}: {e}",
-                path.display()
-            )
-        })?;
-        // From here on, dropping `dir` removes what was created.
-        let dir = AttemptDir { path };
-        let context = serde_json::to_vec(context)
-            .map_err(|e| format!("cannot serialize the task context: {e}"))?;
-        std::fs::write(dir.path.join(CONTEXT_FILE), context)
-            .map_err(|e| format!("cannot write {CONTEXT_PATH}: {e}"))?;
-        std::fs::write(dir.path.join(OUTPUT_FILE), b"")
-            .map_err(|e| format!("cannot create {OUTPUT_PATH}: {e}"))?;
-        Ok(dir)
-    }
-
-    /// The host path of `output.jsonl`.
-    pub(crate) fn output_file(&self) -> PathBuf {
-        self.path.join(OUTPUT_FILE)
-    }
-}
-
-impl Drop for AttemptDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(
-                path = %self.path.display(),
-                error = %e,
-                "cannot remove an attempt directory"
-            );
-        }
-    }
-}
-
 /// The WASI context of an attempt: argv, env, `/weir`, the mounts, captured stdout and stderr,
 /// empty stdin, no network, nothing inherited from the host.
 pub(crate) fn wasi_context(
@@ -181,7 +119,7 @@ pub(crate) fn wasi_context(
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     builder
-        .preopened_dir(&dir.path, WEIR_DIR, FsPerms::ReadWrite)
+        .preopened_dir(dir.path(), WEIR_DIR, FsPerms::ReadWrite)
         .map_err(|e| format!("cannot open the attempt directory: {e:#}"))?;
     for preopen in &invocation.preopens {
         if preopen.guest == WEIR_DIR || preopen.guest.starts_with("/weir/") {
@@ -216,41 +154,6 @@ pub(crate) fn wasi_context(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_attempt_directory_holds_the_context_and_goes_away() {
-        let work = tempfile::tempdir().unwrap();
-        let context = serde_json::json!({"job": {"id": 7}});
-        let dir = AttemptDir::create(work.path(), "42", &context).unwrap();
-        let path = work.path().join("42");
-        let written: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(path.join("context.json")).unwrap()).unwrap();
-        assert_eq!(written, context);
-        assert_eq!(std::fs::read(dir.output_file()).unwrap(), b"");
-        drop(dir);
-        assert!(!path.exists());
-    }
-
-    #[test]
-    fn refuses_attempt_ids_that_are_not_one_directory_name() {
-        let work = tempfile::tempdir().unwrap();
-        for id in ["", ".", "..", "a/b", "../x"] {
-            let err = AttemptDir::create(work.path(), id, &serde_json::Value::Null)
-                .err()
-                .unwrap();
-            assert!(err.contains("is not a valid directory name"), "{err}");
-        }
-    }
-
-    #[test]
-    fn a_second_attempt_with_the_same_id_is_refused() {
-        let work = tempfile::tempdir().unwrap();
-        let _first = AttemptDir::create(work.path(), "1", &serde_json::Value::Null).unwrap();
-        let err = AttemptDir::create(work.path(), "1", &serde_json::Value::Null)
-            .err()
-            .unwrap();
-        assert!(err.contains("cannot create the attempt directory"), "{err}");
-    }
 
     #[test]
     fn the_limiter_remembers_a_refused_growth() {

@@ -16,18 +16,31 @@ pub(crate) const MAX_VALUE_BYTES: usize = 48 * 1024;
 
 /// Reads and checks the task values file; a missing file holds no values.
 pub(crate) fn read(path: &Path) -> Result<BTreeMap<String, Value>, String> {
-    let size = match std::fs::metadata(path) {
-        Ok(meta) => meta.len(),
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(format!("cannot read the task values file: {e}")),
     };
+    let size = file
+        .metadata()
+        .map_err(|e| format!("cannot read the task values file: {e}"))?
+        .len();
     if size > MAX_FILE_BYTES {
         return Err(format!(
             "task values file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes (16 MiB)"
         ));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read the task values file: {e}"))?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    // Bounded even if the guest's file grew after the size check.
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the task values file: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "task values file is over the limit of {MAX_FILE_BYTES} bytes (16 MiB)"
+        ));
+    }
     parse(&bytes)
 }
 

@@ -1,6 +1,6 @@
 //! The task ABI: exit codes, traps, argv/env/context, task values, preopens.
 
-use super::{Fixture, guests, invocation};
+use super::{Fixture, guests, invocation, wait_until};
 use crate::exec::{ExitStatus, Preopen};
 use serde_json::json;
 
@@ -212,8 +212,12 @@ async fn the_attempt_directory_is_removed_afterwards() {
     let attempt_dir = f.work_dir().join(&inv.attempt_id);
     let outcome = f.run(inv).await;
     assert_eq!(outcome.status, ExitStatus::Success);
-    assert!(!attempt_dir.exists());
-    assert_eq!(std::fs::read_dir(f.work_dir()).unwrap().count(), 0);
+    wait_until("the attempt directory is removed", || !attempt_dir.exists()).await;
+    let work_dir = f.work_dir();
+    wait_until("the work directory is empty", || {
+        std::fs::read_dir(&work_dir).unwrap().count() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
