@@ -323,7 +323,11 @@ impl Shared {
             Err(message) => return Ended::failed(message),
         };
         let _alive = AliveGuard::new(&self.alive);
-        let mut store = Store::new(&self.engine, TaskState::new(wasi, inv.memory_limit_bytes));
+        // The engine's memories never grow past `max_memory_mb`, so neither does the limit.
+        let memory_limit = inv
+            .memory_limit_bytes
+            .min(u64::from(self.config.max_memory_mb) << 20);
+        let mut store = Store::new(&self.engine, TaskState::new(wasi, memory_limit));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
@@ -341,7 +345,7 @@ impl Shared {
             None => run.await,
         };
         let memory_refused = store.data().limiter.refused();
-        let status = exit_status(result, memory_refused, inv.memory_limit_bytes);
+        let status = exit_status(result, memory_refused, memory_limit);
         let values = values::read(&dir.output_file());
         match (status, values) {
             (ExitStatus::Success, Ok(values)) => Ended {

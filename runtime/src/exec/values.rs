@@ -17,25 +17,28 @@ pub(crate) const MAX_VALUE_BYTES: usize = 48 * 1024;
 /// Reads and checks the task values file; a missing file holds no values.
 pub(crate) fn read(path: &Path) -> Result<BTreeMap<String, Value>, String> {
     use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
+    let unreadable = |e: std::io::Error| format!("cannot read the task values file: {e}");
+    // Most tasks set no values: a stat answers without opening the file.
+    let size = match std::fs::metadata(path) {
+        Ok(meta) => meta.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(format!("cannot read the task values file: {e}")),
+        Err(e) => return Err(unreadable(e)),
     };
-    let size = file
-        .metadata()
-        .map_err(|e| format!("cannot read the task values file: {e}"))?
-        .len();
+    if size == 0 {
+        return Ok(BTreeMap::new());
+    }
     if size > MAX_FILE_BYTES {
         return Err(format!(
             "task values file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes (16 MiB)"
         ));
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    // Bounded even if the guest's file grew after the size check.
-    file.take(MAX_FILE_BYTES + 1)
+    // Bounded even if the file changed after the size check.
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the task values file: {e}"))?;
+        .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(
             "task values file is over the limit of {MAX_FILE_BYTES} bytes (16 MiB)"

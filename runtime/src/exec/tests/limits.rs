@@ -84,6 +84,22 @@ async fn a_memory_bomb_fails_with_the_memory_message() {
 }
 
 #[tokio::test]
+async fn the_memory_limit_is_capped_by_the_executor_maximum() {
+    let f = Fixture::new();
+    let digest = f.push(guests::MEMORY_BOMB).await;
+    let mut inv = invocation(&digest);
+    inv.memory_limit_bytes = 1 << 40;
+    let outcome = f.run(inv).await;
+    assert_eq!(
+        outcome.status,
+        ExitStatus::Failed {
+            message: "memory limit of 64 MiB exceeded".into(),
+            exit_code: None,
+        }
+    );
+}
+
+#[tokio::test]
 async fn huge_output_is_truncated_with_a_mark_and_the_guest_still_succeeds() {
     let f = Fixture::new();
     let digest = f.push(guests::FLOOD).await;
