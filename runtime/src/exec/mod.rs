@@ -78,7 +78,7 @@ pub enum ExitStatus {
     },
     /// Stopped at its time limit.
     TimedOut,
-    /// Stopped by [`RunningAttempt::cancel`].
+    /// Stopped by [`CancelHandle::cancel`].
     Canceled,
 }
 
@@ -95,5 +95,17 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
+mod cache;
+mod engine;
 mod executor;
-pub use executor::{Attempt, CancelHandle, Executor, ModuleError};
+mod logs;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+mod upload;
+mod values;
+mod workdir;
+
+pub use cache::ModuleLoads;
+pub use executor::{Attempt, CancelHandle, Executor};
+pub use upload::ModuleError;

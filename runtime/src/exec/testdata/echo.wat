@@ -1,0 +1,38 @@
+;; Writes its argv buffer, its environ buffer and /weir/context.json to stdout, and "oops" to
+;; stderr. The buffers keep their NUL separators.
+(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 1024) "context.json")
+  (data (i32.const 1100) "oops")
+  ;; writes len bytes at ptr to fd (iovec at 16, bytes written at 32)
+  (func $print (param $fd i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 16) (local.get $ptr))
+    (i32.store (i32.const 20) (local.get $len))
+    (if (call $fd_write (local.get $fd) (i32.const 16) (i32.const 1) (i32.const 32))
+      (then unreachable)))
+  (func (export "_start")
+    ;; count at 0, buffer size at 4, pointers at 4096, buffer at 8192
+    (drop (call $args_sizes_get (i32.const 0) (i32.const 4)))
+    (drop (call $args_get (i32.const 4096) (i32.const 8192)))
+    (call $print (i32.const 1) (i32.const 8192) (i32.load (i32.const 4)))
+    (drop (call $environ_sizes_get (i32.const 0) (i32.const 4)))
+    (drop (call $environ_get (i32.const 4096) (i32.const 8192)))
+    (call $print (i32.const 1) (i32.const 8192) (i32.load (i32.const 4)))
+    ;; /weir is the first preopen: fd 3; the opened fd lands at 40
+    (if (call $path_open (i32.const 3) (i32.const 0) (i32.const 1024) (i32.const 12)
+          (i32.const 0) (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 40))
+      (then unreachable))
+    (i32.store (i32.const 16) (i32.const 16384))
+    (i32.store (i32.const 20) (i32.const 4096))
+    (if (call $fd_read (i32.load (i32.const 40)) (i32.const 16) (i32.const 1) (i32.const 32))
+      (then unreachable))
+    (call $print (i32.const 1) (i32.const 16384) (i32.load (i32.const 32)))
+    (call $print (i32.const 2) (i32.const 1100) (i32.const 4))))
