@@ -36,24 +36,50 @@ struct Client {
 
 impl Client {
     async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.text().await.unwrap());
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{path}: {}",
+            r.text().await.unwrap()
+        );
         r.json().await.unwrap()
     }
 
     async fn get(&self, path: &str, q: &[(&str, String)]) -> Value {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).query(q).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.text().await.unwrap());
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .query(q)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "{path}: {}",
+            r.text().await.unwrap()
+        );
         r.json().await.unwrap()
     }
 
     /// run-now, then wait for the end; returns the run and the client-side latency.
     async fn run(&self, job_id: i64) -> (Value, Duration) {
         let t = Instant::now();
-        let started = self.post("/api/2.2/jobs/run-now", json!({"job_id": job_id})).await;
+        let started = self
+            .post("/api/2.2/jobs/run-now", json!({"job_id": job_id}))
+            .await;
         let run_id = started["run_id"].as_i64().unwrap();
         loop {
-            let run = self.get("/api/weir/runs/wait", &[("run_id", run_id.to_string())]).await;
+            let run = self
+                .get("/api/weir/runs/wait", &[("run_id", run_id.to_string())])
+                .await;
             if run["state"]["life_cycle_state"] == "TERMINATED" {
                 return (run, t.elapsed());
             }
@@ -78,7 +104,11 @@ fn rss_kib(pid: u32) -> u64 {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let n = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{n} x {cpu}")
@@ -93,7 +123,9 @@ async fn main() {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         ..Default::default()
     };
-    let node = Node::start(ServeConfig::resolve(explicit, FileConfig::default()).unwrap()).await.unwrap();
+    let node = Node::start(ServeConfig::resolve(explicit, FileConfig::default()).unwrap())
+        .await
+        .unwrap();
     let client = Client {
         http: reqwest::Client::new(),
         base: format!("http://{}", node.addr),
@@ -122,11 +154,25 @@ async fn main() {
             t
         })
         .collect();
-    let chain_job = client.post("/api/2.2/jobs/create", json!({"name": "bench-chain", "tasks": chain})).await["job_id"].as_i64().unwrap();
+    let chain_job = client
+        .post(
+            "/api/2.2/jobs/create",
+            json!({"name": "bench-chain", "tasks": chain}),
+        )
+        .await["job_id"]
+        .as_i64()
+        .unwrap();
     let fanout: Vec<Value> = (0..400)
         .map(|i| json!({"task_key": format!("t{i}"), "wasm_task": {"module": digest, "parameters": ["ok"]}}))
         .collect();
-    let fanout_job = client.post("/api/2.2/jobs/create", json!({"name": "bench-fanout", "tasks": fanout})).await["job_id"].as_i64().unwrap();
+    let fanout_job = client
+        .post(
+            "/api/2.2/jobs/create",
+            json!({"name": "bench-fanout", "tasks": fanout}),
+        )
+        .await["job_id"]
+        .as_i64()
+        .unwrap();
 
     // Warm-up: compiles nothing (the artifact is cached at upload) but fills caches.
     client.run(chain_job).await;
@@ -151,7 +197,11 @@ async fn main() {
     let idle_rss = rss_kib(std::process::id());
     let alive = node.engine.executor().instances_alive();
 
-    println!("weir pipeline benchmark — {} — {}", machine(), chrono::Utc::now().format("%Y-%m-%d"));
+    println!(
+        "weir pipeline benchmark — {} — {}",
+        machine(),
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
     println!("40 chained fib(10) tasks, run-now -> terminated ({CHAIN_RUNS} runs):");
     println!(
         "  p50 {:.1} ms   p99 {:.1} ms   min {:.1} ms   max {:.1} ms",
@@ -167,6 +217,9 @@ async fn main() {
         fanout_rates[0],
         fanout_rates[fanout_rates.len() - 1]
     );
-    println!("idle node (API + engine + executor in this process): RSS {} MiB, instances alive {alive}", idle_rss / 1024);
+    println!(
+        "idle node (API + engine + executor in this process): RSS {} MiB, instances alive {alive}",
+        idle_rss / 1024
+    );
     node.shutdown().await;
 }

@@ -95,7 +95,10 @@ impl ServeConfig {
     /// Merges explicit settings (flags and environment, already merged by clap) over a config
     /// file over the defaults.
     pub fn resolve(explicit: FileConfig, file: FileConfig) -> anyhow::Result<ServeConfig> {
-        let data_dir = explicit.data_dir.or(file.data_dir).unwrap_or_else(|| defaults::DATA_DIR.into());
+        let data_dir = explicit
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| defaults::DATA_DIR.into());
         let listen = match explicit.listen.or(file.listen) {
             Some(l) => l,
             None => defaults::LISTEN.parse()?,
@@ -110,18 +113,32 @@ impl ServeConfig {
             .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
         let pick = |a: Option<u64>, b: Option<u64>, d: u64| a.or(b).unwrap_or(d);
         let config = ServeConfig {
-            max_instances: explicit.max_instances.or(file.max_instances).unwrap_or(defaults::MAX_INSTANCES),
-            max_memory_mb: explicit.max_memory_mb.or(file.max_memory_mb).unwrap_or(defaults::MAX_MEMORY_MB),
+            max_instances: explicit
+                .max_instances
+                .or(file.max_instances)
+                .unwrap_or(defaults::MAX_INSTANCES),
+            max_memory_mb: explicit
+                .max_memory_mb
+                .or(file.max_memory_mb)
+                .unwrap_or(defaults::MAX_MEMORY_MB),
             log_limit_bytes: explicit
                 .log_limit_bytes
                 .or(file.log_limit_bytes)
                 .unwrap_or(defaults::LOG_LIMIT_BYTES),
-            max_module_bytes: pick(explicit.max_module_bytes, file.max_module_bytes, defaults::MAX_MODULE_BYTES),
+            max_module_bytes: pick(
+                explicit.max_module_bytes,
+                file.max_module_bytes,
+                defaults::MAX_MODULE_BYTES,
+            ),
             max_request_bytes: explicit
                 .max_request_bytes
                 .or(file.max_request_bytes)
                 .unwrap_or(defaults::MAX_REQUEST_BYTES),
-            lease_seconds: pick(explicit.lease_seconds, file.lease_seconds, defaults::LEASE_SECONDS),
+            lease_seconds: pick(
+                explicit.lease_seconds,
+                file.lease_seconds,
+                defaults::LEASE_SECONDS,
+            ),
             shutdown_grace_seconds: pick(
                 explicit.shutdown_grace_seconds,
                 file.shutdown_grace_seconds,
@@ -136,7 +153,10 @@ impl ServeConfig {
             anyhow::bail!("max_instances must be at least 1");
         }
         if config.lease_seconds < 3 {
-            anyhow::bail!("lease_seconds must be at least 3, got {}", config.lease_seconds);
+            anyhow::bail!(
+                "lease_seconds must be at least 3, got {}",
+                config.lease_seconds
+            );
         }
         Ok(config)
     }
@@ -154,7 +174,10 @@ mod tests {
             max_instances: Some(8),
             ..Default::default()
         };
-        let explicit = FileConfig { listen: Some("127.0.0.1:9100".parse().unwrap()), ..Default::default() };
+        let explicit = FileConfig {
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
         let c = ServeConfig::resolve(explicit, file).unwrap();
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.data_dir, PathBuf::from("/srv/weir"));

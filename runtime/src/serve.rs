@@ -82,13 +82,19 @@ impl Node {
     /// Starts a node: opens the stores, recovers its runs, and serves the API.
     pub async fn start(config: ServeConfig) -> anyhow::Result<Node> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
         let lock = lock_data_dir(dir)?;
         let admin_token = read_or_create(dir, "admin-token", || random_hex(32))?;
         let node_id = read_or_create(dir, "node-id", || format!("node-{}", random_hex(6)))?;
 
-        let store = crate::store::open(&config.state).await.with_context(|| format!("cannot open state store {}", config.state))?;
-        let blobs = Arc::new(BlobStore::open(&config.store).with_context(|| format!("cannot open object store {}", config.store))?);
+        let store = crate::store::open(&config.state)
+            .await
+            .with_context(|| format!("cannot open state store {}", config.state))?;
+        let blobs = Arc::new(
+            BlobStore::open(&config.store)
+                .with_context(|| format!("cannot open object store {}", config.store))?,
+        );
         let executor = Executor::new(
             ExecutorConfig {
                 work_dir: dir.join("work"),
@@ -101,11 +107,23 @@ impl Node {
             },
             blobs.clone(),
         )?;
-        let registry = Arc::new(Registry::new(store.clone(), blobs, executor.clone(), config.max_module_bytes));
+        let registry = Arc::new(Registry::new(
+            store.clone(),
+            blobs,
+            executor.clone(),
+            config.max_module_bytes,
+        ));
         let mut engine_config = EngineConfig::new(node_id);
         engine_config.lease = Duration::from_secs(config.lease_seconds);
         engine_config.shutdown_grace = Duration::from_secs(config.shutdown_grace_seconds);
-        let engine = Engine::start(store, executor, registry, crate::clock::system(), engine_config).await?;
+        let engine = Engine::start(
+            store,
+            executor,
+            registry,
+            crate::clock::system(),
+            engine_config,
+        )
+        .await?;
 
         let state = AppState {
             engine: engine.clone(),
@@ -125,7 +143,14 @@ impl Node {
                 })
                 .await
         });
-        Ok(Node { addr, engine, admin_token, server, stop, _lock: lock })
+        Ok(Node {
+            addr,
+            engine,
+            admin_token,
+            server,
+            stop,
+            _lock: lock,
+        })
     }
 
     /// Stops serving, lets running attempts finish (up to the shutdown grace), releases leases.

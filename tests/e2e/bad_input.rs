@@ -13,16 +13,27 @@ fn spec_errors_name_file_line_and_column_and_deploy_nothing() {
     let w = Weir::start();
     let m = module("testtask");
     let cases = [
-        ("unknown-field.yaml", "name: x\ntasks:\n  - task_key: a\n    wasm_tsk: {module: m}\n", ":4:5", "wasm_tsk"),
+        (
+            "unknown-field.yaml",
+            "name: x\ntasks:\n  - task_key: a\n    wasm_tsk: {module: m}\n",
+            ":4:5",
+            "wasm_tsk",
+        ),
         (
             "dup.yaml",
-            &format!("name: x\ntasks:\n  - task_key: a\n    wasm_task: {{module: {m}}}\n  - task_key: a\n    wasm_task: {{module: {m}}}\n", m = m.display()),
+            &format!(
+                "name: x\ntasks:\n  - task_key: a\n    wasm_task: {{module: {m}}}\n  - task_key: a\n    wasm_task: {{module: {m}}}\n",
+                m = m.display()
+            ),
             ":5:",
             "duplicate",
         ),
         (
             "deps.yaml",
-            &format!("name: x\ntasks:\n  - task_key: a\n    depends_on: [{{task_key: zz}}]\n    wasm_task: {{module: {m}}}\n", m = m.display()),
+            &format!(
+                "name: x\ntasks:\n  - task_key: a\n    depends_on: [{{task_key: zz}}]\n    wasm_task: {{module: {m}}}\n",
+                m = m.display()
+            ),
             ":4:",
             "zz",
         ),
@@ -37,17 +48,28 @@ fn spec_errors_name_file_line_and_column_and_deploy_nothing() {
         ),
         (
             "runif.yaml",
-            &format!("name: x\ntasks:\n  - task_key: a\n    wasm_task: {{module: {m}}}\n  - task_key: b\n    depends_on: [{{task_key: a}}]\n    run_if: SOMETIMES\n    wasm_task: {{module: {m}}}\n", m = m.display()),
+            &format!(
+                "name: x\ntasks:\n  - task_key: a\n    wasm_task: {{module: {m}}}\n  - task_key: b\n    depends_on: [{{task_key: a}}]\n    run_if: SOMETIMES\n    wasm_task: {{module: {m}}}\n",
+                m = m.display()
+            ),
             ":7:",
             "SOMETIMES",
         ),
         (
             "ref.yaml",
-            &format!("name: x\ntasks:\n  - task_key: a\n    wasm_task: {{module: {m}, parameters: [\"{{{{job.nope}}}}\"]}}\n", m = m.display()),
+            &format!(
+                "name: x\ntasks:\n  - task_key: a\n    wasm_task: {{module: {m}, parameters: [\"{{{{job.nope}}}}\"]}}\n",
+                m = m.display()
+            ),
             ":4:",
             "job.nope",
         ),
-        ("module.yaml", "name: x\ntasks:\n  - task_key: a\n    wasm_task: {module: ./missing.wasm}\n", ":4:", "missing.wasm"),
+        (
+            "module.yaml",
+            "name: x\ntasks:\n  - task_key: a\n    wasm_task: {module: ./missing.wasm}\n",
+            ":4:",
+            "missing.wasm",
+        ),
     ];
     for (file, yaml, at, what) in cases {
         let path = w.dir.path().join(file);
@@ -55,8 +77,14 @@ fn spec_errors_name_file_line_and_column_and_deploy_nothing() {
         let out = w.cli(&["deploy", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{file} deployed");
-        assert!(stderr.contains(&format!("{file}{at}")), "{file}: expected position {at} in:\n{stderr}");
-        assert!(stderr.contains(what), "{file}: expected {what:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("{file}{at}")),
+            "{file}: expected position {at} in:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(what),
+            "{file}: expected {what:?} in:\n{stderr}"
+        );
     }
     assert_eq!(jobs_count(&w), 0);
 }
@@ -68,7 +96,11 @@ fn bad_modules_are_refused_with_the_reason() {
     std::fs::write(&not_wasm, b"hello").unwrap();
     let reactor = wat_module(w.dir.path(), "reactor");
     let env_import = wat_module(w.dir.path(), "env-import");
-    for (path, what) in [(&not_wasm, "not a valid WebAssembly"), (&reactor, "_start"), (&env_import, "env")] {
+    for (path, what) in [
+        (&not_wasm, "not a valid WebAssembly"),
+        (&reactor, "_start"),
+        (&env_import, "env"),
+    ] {
         let out = w.cli(&["modules", "push", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
@@ -76,7 +108,12 @@ fn bad_modules_are_refused_with_the_reason() {
     }
     let (_, modules) = w.cli_json(&["modules", "list"]);
     assert_eq!(modules["modules"], json!([]));
-    let (status, err) = w.http("POST", "/api/weir/modules?name=x", Some(json!("x".repeat(10))), None);
+    let (status, err) = w.http(
+        "POST",
+        "/api/weir/modules?name=x",
+        Some(json!("x".repeat(10))),
+        None,
+    );
     assert_eq!(status, 400);
     assert_eq!(err["error_code"], "INVALID_PARAMETER_VALUE");
 }
@@ -91,12 +128,27 @@ fn unknown_ids_and_malformed_requests_get_jobs_api_errors() {
     let (status, err) = w.http("GET", "/api/2.2/jobs/runs/get?run_id=12345", None, None);
     assert_eq!(status, 404);
     assert_eq!(err["error_code"], "RESOURCE_DOES_NOT_EXIST");
-    let (status, _) = w.http("POST", "/api/2.2/jobs/run-now", Some(json!({"job_id": 999})), None);
+    let (status, _) = w.http(
+        "POST",
+        "/api/2.2/jobs/run-now",
+        Some(json!({"job_id": 999})),
+        None,
+    );
     assert_eq!(status, 404);
-    let (status, err) = w.http("POST", "/api/2.2/jobs/run-now", Some(json!({"job_idd": 1})), None);
+    let (status, err) = w.http(
+        "POST",
+        "/api/2.2/jobs/run-now",
+        Some(json!({"job_idd": 1})),
+        None,
+    );
     assert_eq!(status, 400);
     assert!(err["message"].as_str().unwrap().contains("job_idd"));
-    let (status, err) = w.http("POST", "/api/2.2/jobs/create", Some(json!({"name": "x", "tasks": [{"task_key": "a", "wasm_task": {"module": "nope"}}]})), None);
+    let (status, err) = w.http(
+        "POST",
+        "/api/2.2/jobs/create",
+        Some(json!({"name": "x", "tasks": [{"task_key": "a", "wasm_task": {"module": "nope"}}]})),
+        None,
+    );
     assert_eq!(status, 400);
     assert!(err["message"].as_str().unwrap().contains("nope"), "{err}");
     let out = w.cli(&["runs", "get", "424242"]);
@@ -114,12 +166,18 @@ fn the_api_needs_the_admin_token() {
     let (status, err) = w.http("GET", "/api/2.2/jobs/list", None, Some("wrong"));
     assert_eq!(status, 401);
     assert!(err["message"].as_str().unwrap().contains("invalid"));
-    let (status, _) = w.http("POST", "/api/2.2/jobs/create", Some(json!({"name": "x", "tasks": []})), Some("wrong"));
+    let (status, _) = w.http(
+        "POST",
+        "/api/2.2/jobs/create",
+        Some(json!({"name": "x", "tasks": []})),
+        Some("wrong"),
+    );
     assert_eq!(status, 401);
     let (status, body) = w.http("GET", "/healthz", None, Some(""));
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     let token = w.dir.path().join("admin-token");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(token).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(token).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 }

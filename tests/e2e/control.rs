@@ -34,12 +34,18 @@ tasks:
     );
     let (ok, run) = w.run_wait("cond", &[]);
     assert!(ok, "{run:#}");
-    assert_eq!(task(&run, "big_enough")["condition_task"]["outcome"], "true");
+    assert_eq!(
+        task(&run, "big_enough")["condition_task"]["outcome"],
+        "true"
+    );
     assert_eq!(result(&run, "publish"), "SUCCESS");
     assert_eq!(result(&run, "skip"), "EXCLUDED");
     assert_eq!(result(&run, "join"), "SUCCESS");
     let (_, run) = w.run_wait("cond", &["--param", "threshold=100"]);
-    assert_eq!(task(&run, "big_enough")["condition_task"]["outcome"], "false");
+    assert_eq!(
+        task(&run, "big_enough")["condition_task"]["outcome"],
+        "false"
+    );
     assert_eq!(result(&run, "publish"), "EXCLUDED");
     assert_eq!(result(&run, "skip"), "SUCCESS");
 }
@@ -71,7 +77,10 @@ tasks:
     let (ok, run) = w.run_wait("loop", &[]);
     assert!(ok, "{run:#}");
     let each = task(&run, "each");
-    assert_eq!(each["for_each_task"]["stats"]["task_run_stats"]["succeeded_iterations"], 3);
+    assert_eq!(
+        each["for_each_task"]["stats"]["task_run_stats"]["succeeded_iterations"],
+        3
+    );
     let mut inputs: Vec<String> = each["iterations"]
         .as_array()
         .unwrap()
@@ -107,12 +116,24 @@ jobs:
     );
     let (ok, run) = w.run_wait("parent", &[]);
     assert!(ok, "{run:#}");
-    let child_id = task(&run, "call")["run_job_output"]["run_id"].as_i64().unwrap();
-    let (_, child) = w.http("GET", &format!("/api/2.2/jobs/runs/get?run_id={child_id}"), None, None);
+    let child_id = task(&run, "call")["run_job_output"]["run_id"]
+        .as_i64()
+        .unwrap();
+    let (_, child) = w.http(
+        "GET",
+        &format!("/api/2.2/jobs/runs/get?run_id={child_id}"),
+        None,
+        None,
+    );
     assert_eq!(child["trigger"], "RUN_JOB_TASK");
     assert_eq!(run_result(&child), "SUCCESS");
     let (ok, run) = w.run_wait("parent", &["--param", "mode=fail"]);
     assert!(!ok);
     assert_eq!(result(&run, "call"), "FAILED");
-    assert!(task(&run, "call")["state"]["state_message"].as_str().unwrap().contains("child run"));
+    assert!(
+        task(&run, "call")["state"]["state_message"]
+            .as_str()
+            .unwrap()
+            .contains("child run")
+    );
 }

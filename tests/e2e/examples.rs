@@ -34,7 +34,11 @@ fn the_example_pipeline_and_failure_handling_run() {
     assert!(lake.join("gold/totals.json").exists());
     let (ok, run) = w.run_wait("failure-handling", &[]);
     assert!(ok, "{run:#}");
-    assert_eq!(attempts(&run, "extract").len(), 3, "extract fails twice, then succeeds");
+    assert_eq!(
+        attempts(&run, "extract").len(),
+        3,
+        "extract fails twice, then succeeds"
+    );
     let (_, run) = w.run_wait("failure-handling", &["--param", "fail_load=true"]);
     assert_eq!(result(&run, "load"), "FAILED");
     assert_eq!(result(&run, "alert"), "SUCCESS");

@@ -38,7 +38,12 @@ tasks:
     );
     let run_id = start(&w, "cancel");
     w.wait_for_run(run_id, Duration::from_secs(30), |r| {
-        r["tasks"].as_array().is_some_and(|t| t.iter().filter(|t| t["state"]["life_cycle_state"] == "RUNNING").count() == 2)
+        r["tasks"].as_array().is_some_and(|t| {
+            t.iter()
+                .filter(|t| t["state"]["life_cycle_state"] == "RUNNING")
+                .count()
+                == 2
+        })
     });
     let (ok, run) = w.cli_json(&["runs", "cancel", &run_id.to_string(), "--wait"]);
     assert!(ok, "{run}");
@@ -46,7 +51,12 @@ tasks:
     assert_eq!(result(&run, "busy"), "CANCELED");
     assert_eq!(result(&run, "sleepy"), "CANCELED");
     assert_eq!(result(&run, "after"), "UPSTREAM_CANCELED");
-    let (_, again) = w.http("POST", "/api/2.2/jobs/runs/cancel", Some(json!({"run_id": run_id})), None);
+    let (_, again) = w.http(
+        "POST",
+        "/api/2.2/jobs/runs/cancel",
+        Some(json!({"run_id": run_id})),
+        None,
+    );
     assert_eq!(again, json!({}), "canceling a finished run changes nothing");
 }
 
@@ -78,10 +88,22 @@ tasks:
     let run_id = run["run_id"].as_i64().unwrap().to_string();
     let produce_id = task(&run, "produce")["run_id"].clone();
     assert_eq!(result(&run, "report"), "UPSTREAM_FAILED");
-    let (ok, repaired) = w.cli_json(&["runs", "repair", &run_id, "--all-failed", "--param", "mode=ok", "--wait"]);
+    let (ok, repaired) = w.cli_json(&[
+        "runs",
+        "repair",
+        &run_id,
+        "--all-failed",
+        "--param",
+        "mode=ok",
+        "--wait",
+    ]);
     assert!(ok, "{repaired:#}");
     assert_eq!(run_result(&repaired), "SUCCESS");
-    assert_eq!(task(&repaired, "produce")["run_id"], produce_id, "successful tasks are not rerun");
+    assert_eq!(
+        task(&repaired, "produce")["run_id"],
+        produce_id,
+        "successful tasks are not rerun"
+    );
     let args = &task(&repaired, "report")["values"]["args"];
     assert_eq!(args[2], "7", "upstream values survive the repair");
     assert_eq!(args[3], "1", "job.repair_count counts repairs");
@@ -89,12 +111,25 @@ tasks:
     assert_eq!(history.len(), 2);
     assert_eq!(history[1]["type"], "REPAIR");
     // A second repair with rerun_dependent_tasks reruns everything downstream of produce.
-    let (ok, again) = w.cli_json(&["runs", "repair", &run_id, "--task", "produce", "--rerun-dependents", "--wait"]);
+    let (ok, again) = w.cli_json(&[
+        "runs",
+        "repair",
+        &run_id,
+        "--task",
+        "produce",
+        "--rerun-dependents",
+        "--wait",
+    ]);
     assert!(ok, "{again:#}");
     assert_ne!(task(&again, "produce")["run_id"], produce_id);
     assert_eq!(task(&again, "report")["values"]["args"][3], "2");
     // Repairing a running run, or an unknown task, is refused.
-    let (status, err) = w.http("POST", "/api/2.2/jobs/runs/repair", Some(json!({"run_id": run_id.parse::<i64>().unwrap(), "rerun_tasks": ["nope"]})), None);
+    let (status, err) = w.http(
+        "POST",
+        "/api/2.2/jobs/runs/repair",
+        Some(json!({"run_id": run_id.parse::<i64>().unwrap(), "rerun_tasks": ["nope"]})),
+        None,
+    );
     assert_eq!(status, 400);
     assert!(err["message"].as_str().unwrap().contains("nope"));
 }
@@ -119,20 +154,33 @@ tasks:
     w.deploy("q.yaml", &spec("queued", true));
     let first = start(&w, "queued");
     let second = start(&w, "queued");
-    let r2 = w.wait_for_run(second, Duration::from_secs(30), |r| r["state"]["life_cycle_state"].is_string());
+    let r2 = w.wait_for_run(second, Duration::from_secs(30), |r| {
+        r["state"]["life_cycle_state"].is_string()
+    });
     assert_eq!(r2["state"]["life_cycle_state"], "QUEUED");
-    let r1 = w.wait_for_run(first, Duration::from_secs(60), |r| r["state"]["life_cycle_state"] == "TERMINATED");
-    let r2 = w.wait_for_run(second, Duration::from_secs(60), |r| r["state"]["life_cycle_state"] == "TERMINATED");
+    let r1 = w.wait_for_run(first, Duration::from_secs(60), |r| {
+        r["state"]["life_cycle_state"] == "TERMINATED"
+    });
+    let r2 = w.wait_for_run(second, Duration::from_secs(60), |r| {
+        r["state"]["life_cycle_state"] == "TERMINATED"
+    });
     assert_eq!(run_result(&r2), "SUCCESS");
-    assert!(r2["start_time"].as_i64() >= r1["end_time"].as_i64(), "the queued run starts after the first ends");
+    assert!(
+        r2["start_time"].as_i64() >= r1["end_time"].as_i64(),
+        "the queued run starts after the first ends"
+    );
     assert!(r2["queue_duration"].as_i64().unwrap() > 0);
 
     w.deploy("s.yaml", &spec("skipping", false));
     let first = start(&w, "skipping");
     let second = start(&w, "skipping");
-    let r2 = w.wait_for_run(second, Duration::from_secs(30), |r| r["state"]["life_cycle_state"] == "SKIPPED");
+    let r2 = w.wait_for_run(second, Duration::from_secs(30), |r| {
+        r["state"]["life_cycle_state"] == "SKIPPED"
+    });
     assert_eq!(run_result(&r2), "MAXIMUM_CONCURRENT_RUNS_REACHED");
-    let r1 = w.wait_for_run(first, Duration::from_secs(60), |r| r["state"]["life_cycle_state"] == "TERMINATED");
+    let r1 = w.wait_for_run(first, Duration::from_secs(60), |r| {
+        r["state"]["life_cycle_state"] == "TERMINATED"
+    });
     assert_eq!(run_result(&r1), "SUCCESS");
 }
 
@@ -145,6 +193,11 @@ fn idempotency_tokens_start_one_run() {
     let (_, a) = w.http("POST", "/api/2.2/jobs/run-now", Some(body.clone()), None);
     let (_, b) = w.http("POST", "/api/2.2/jobs/run-now", Some(body), None);
     assert_eq!(a["run_id"], b["run_id"]);
-    let (_, runs) = w.http("GET", &format!("/api/2.2/jobs/runs/list?job_id={id}"), None, None);
+    let (_, runs) = w.http(
+        "GET",
+        &format!("/api/2.2/jobs/runs/list?job_id={id}"),
+        None,
+        None,
+    );
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
 }

@@ -51,10 +51,18 @@ fn every_run_if_kind_follows_lakeflow() {
     let w = Weir::start();
     w.deploy("run-if.yaml", &spec("ALL_FAILED"));
     let (ok, run) = w.run_wait("run-if", &[]);
-    assert!(!ok, "a failed leaf fails the run and the CLI exits non-zero");
+    assert!(
+        !ok,
+        "a failed leaf fails the run and the CLI exits non-zero"
+    );
     assert_eq!(result(&run, "good"), "SUCCESS");
     assert_eq!(result(&run, "bad"), "FAILED");
-    assert!(task(&run, "bad")["state"]["state_message"].as_str().unwrap().contains("exited with code 3"));
+    assert!(
+        task(&run, "bad")["state"]["state_message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 3")
+    );
     assert_eq!(result(&run, "all_success"), "UPSTREAM_FAILED");
     assert_eq!(result(&run, "at_least_one_success"), "SUCCESS");
     assert_eq!(result(&run, "none_failed"), "UPSTREAM_FAILED");

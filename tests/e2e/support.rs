@@ -34,12 +34,17 @@ pub fn module(name: &str) -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A WAT fixture compiled to a wasm file in `dir`.
 pub fn wat_module(dir: &Path, name: &str) -> PathBuf {
-    let src = repo_root().join("tests/fixtures/wat").join(format!("{name}.wat"));
+    let src = repo_root()
+        .join("tests/fixtures/wat")
+        .join(format!("{name}.wat"));
     let bytes = wat::parse_file(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     let out = dir.join(format!("{name}.wasm"));
     std::fs::write(&out, bytes).unwrap();
@@ -62,7 +67,13 @@ impl Weir {
     /// Starts a node on a fresh data dir.
     pub fn start() -> Weir {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = Weir { dir, host: String::new(), token: String::new(), child: None, log: Arc::default() };
+        let mut w = Weir {
+            dir,
+            host: String::new(),
+            token: String::new(),
+            child: None,
+            log: Arc::default(),
+        };
         w.spawn();
         w
     }
@@ -83,7 +94,11 @@ impl Weir {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(i) = line.find("listening on http://") {
-                    let addr: String = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_string();
+                    let addr: String = line[i + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
                     let _ = tx.send(addr);
                 }
                 let mut l = log.lock().unwrap();
@@ -91,11 +106,19 @@ impl Weir {
                 l.push('\n');
             }
         });
-        let host = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            panic!("weir serve did not start; its log:\n{}", self.log.lock().unwrap())
-        });
+        let host = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "weir serve did not start; its log:\n{}",
+                    self.log.lock().unwrap()
+                )
+            });
         self.host = host;
-        self.token = std::fs::read_to_string(self.dir.path().join("admin-token")).unwrap().trim().to_string();
+        self.token = std::fs::read_to_string(self.dir.path().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_string();
         self.child = Some(child);
     }
 
@@ -166,10 +189,19 @@ impl Weir {
     }
 
     /// An HTTP request with the admin token (or `token`), returning status and JSON body.
-    pub fn http(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let client = reqwest::blocking::Client::new();
         let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.host));
-        if let Some(t) = token.or(Some(self.token.as_str())).filter(|t| !t.is_empty()) {
+        if let Some(t) = token
+            .or(Some(self.token.as_str()))
+            .filter(|t| !t.is_empty())
+        {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
@@ -178,18 +210,30 @@ impl Weir {
         let resp = req.send().unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Waits until `f` holds for the run, polling `runs/get`; panics after `limit`.
     pub fn wait_for_run(&self, run_id: i64, limit: Duration, f: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
-            let (_, run) = self.http("GET", &format!("/api/2.2/jobs/runs/get?run_id={run_id}"), None, None);
+            let (_, run) = self.http(
+                "GET",
+                &format!("/api/2.2/jobs/runs/get?run_id={run_id}"),
+                None,
+                None,
+            );
             if f(&run) {
                 return run;
             }
-            assert!(start.elapsed() < limit, "run {run_id} never reached the expected state:\n{run:#}\nnode log:\n{}", self.log());
+            assert!(
+                start.elapsed() < limit,
+                "run {run_id} never reached the expected state:\n{run:#}\nnode log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -206,20 +250,34 @@ impl Drop for Weir {
 
 /// The tasks of a run with this key, attempts in order.
 pub fn attempts<'a>(run: &'a Value, key: &str) -> Vec<&'a Value> {
-    run["tasks"].as_array().unwrap().iter().filter(|t| t["task_key"] == key).collect()
+    run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["task_key"] == key)
+        .collect()
 }
 
 /// The final attempt of a task.
 pub fn task<'a>(run: &'a Value, key: &str) -> &'a Value {
-    attempts(run, key).into_iter().last().unwrap_or_else(|| panic!("run has no task {key}: {run:#}"))
+    attempts(run, key)
+        .into_iter()
+        .last()
+        .unwrap_or_else(|| panic!("run has no task {key}: {run:#}"))
 }
 
 /// A task's result state.
 pub fn result(run: &Value, key: &str) -> String {
-    task(run, key)["state"]["result_state"].as_str().unwrap_or("").to_string()
+    task(run, key)["state"]["result_state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The run's result state.
 pub fn run_result(run: &Value) -> String {
-    run["state"]["result_state"].as_str().unwrap_or("").to_string()
+    run["state"]["result_state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }

@@ -36,7 +36,12 @@ fn values_flow_downstream_through_references_env_and_context() {
     let run_id = run["run_id"].as_i64().unwrap();
     assert_eq!(task(&run, "produce")["values"]["rows"], 42);
     let echo = &task(&run, "consume")["values"];
-    let args: Vec<&str> = echo["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = echo["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(args, ["consume", "echo", "--rows", "42", "eu", "SUCCESS"]);
     let env = &echo["env"];
     assert_eq!(env["WEIR_TASK_KEY"], "consume");
@@ -53,7 +58,10 @@ fn values_flow_downstream_through_references_env_and_context() {
     assert_eq!(ctx["parameters"]["region"], "eu");
     assert_eq!(ctx["job"]["run_id"], run_id);
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    assert_eq!(ctx["parameters"]["day"], today, "parameter defaults resolve references");
+    assert_eq!(
+        ctx["parameters"]["day"], today,
+        "parameter defaults resolve references"
+    );
     assert_eq!(task(&run, "read_back")["values"]["got"], "orders");
 }
 
@@ -65,9 +73,16 @@ fn parameter_overrides_apply_to_one_run() {
     assert!(ok);
     let args = &task(&run, "consume")["values"]["args"];
     assert_eq!(args[4], "us");
-    assert_eq!(task(&run, "consume")["values"]["env"]["WEIR_PARAM_REGION"], "us");
+    assert_eq!(
+        task(&run, "consume")["values"]["env"]["WEIR_PARAM_REGION"],
+        "us"
+    );
     let (_, again) = w.run_wait("values", &[]);
-    assert_eq!(task(&again, "consume")["values"]["args"][4], "eu", "defaults are back for the next run");
+    assert_eq!(
+        task(&again, "consume")["values"]["args"][4],
+        "eu",
+        "defaults are back for the next run"
+    );
     // An unknown parameter is refused and starts nothing.
     let out = w.cli(&["jobs", "run", "values", "--param", "nope=1"]);
     assert!(!out.status.success());
@@ -95,7 +110,18 @@ tasks:
     let (ok, run) = w.run_wait("big", &[]);
     assert!(!ok);
     assert_eq!(result(&run, "big"), "FAILED");
-    assert!(task(&run, "big")["state"]["state_message"].as_str().unwrap().contains("48"), "{run:#}");
+    assert!(
+        task(&run, "big")["state"]["state_message"]
+            .as_str()
+            .unwrap()
+            .contains("48"),
+        "{run:#}"
+    );
     assert_eq!(result(&run, "long"), "FAILED");
-    assert!(task(&run, "long")["state"]["state_message"].as_str().unwrap().contains("128"));
+    assert!(
+        task(&run, "long")["state"]["state_message"]
+            .as_str()
+            .unwrap()
+            .contains("128")
+    );
 }

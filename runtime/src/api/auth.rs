@@ -15,7 +15,9 @@ pub struct Tokens {
 impl Tokens {
     /// Accepts the admin token.
     pub fn new(admin: &str) -> Tokens {
-        Tokens { admin: admin.into() }
+        Tokens {
+            admin: admin.into(),
+        }
     }
 
     fn accepts(&self, token: &str) -> bool {
@@ -29,7 +31,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Middleware: refuses requests without a valid `Authorization: Bearer <token>`.
 pub async fn require_token(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
-    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
     match header.and_then(|h| h.strip_prefix("Bearer ")) {
         None => ApiError::unauthenticated(
             "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in <data-dir>/admin-token)",

@@ -23,35 +23,67 @@ pub struct ApiError {
 impl ApiError {
     /// 400 INVALID_PARAMETER_VALUE.
     pub fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "INVALID_PARAMETER_VALUE", message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "INVALID_PARAMETER_VALUE",
+            message: message.into(),
+        }
     }
     /// 400 MALFORMED_REQUEST.
     pub fn malformed(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "MALFORMED_REQUEST", message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "MALFORMED_REQUEST",
+            message: message.into(),
+        }
     }
     /// 404 RESOURCE_DOES_NOT_EXIST.
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::NOT_FOUND, code: "RESOURCE_DOES_NOT_EXIST", message: message.into() }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "RESOURCE_DOES_NOT_EXIST",
+            message: message.into(),
+        }
     }
     /// 409 RESOURCE_ALREADY_EXISTS.
     pub fn conflict(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::CONFLICT, code: "RESOURCE_ALREADY_EXISTS", message: message.into() }
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "RESOURCE_ALREADY_EXISTS",
+            message: message.into(),
+        }
     }
     /// 400 INVALID_STATE.
     pub fn invalid_state(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "INVALID_STATE", message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "INVALID_STATE",
+            message: message.into(),
+        }
     }
     /// 401 UNAUTHENTICATED.
     pub fn unauthenticated(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::UNAUTHORIZED, code: "UNAUTHENTICATED", message: message.into() }
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "UNAUTHENTICATED",
+            message: message.into(),
+        }
     }
     /// 413 REQUEST_LIMIT_EXCEEDED.
     pub fn too_large(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "REQUEST_LIMIT_EXCEEDED", message: message.into() }
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "REQUEST_LIMIT_EXCEEDED",
+            message: message.into(),
+        }
     }
     /// 500 INTERNAL_ERROR.
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "INTERNAL_ERROR", message: message.into() }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "INTERNAL_ERROR",
+            message: message.into(),
+        }
     }
 }
 
@@ -60,7 +92,11 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "weir.api.error");
         }
-        (self.status, Json(json!({"error_code": self.code, "message": self.message}))).into_response()
+        (
+            self.status,
+            Json(json!({"error_code": self.code, "message": self.message})),
+        )
+            .into_response()
     }
 }
 

@@ -14,11 +14,18 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// Checks what only the server can: modules exist in the registry, `run_job_task` jobs exist.
-pub(crate) async fn check_references(state: &super::AppState, settings: &JobSettings, path_prefix: &str) -> ApiResult<()> {
+pub(crate) async fn check_references(
+    state: &super::AppState,
+    settings: &JobSettings,
+    path_prefix: &str,
+) -> ApiResult<()> {
     for (i, task) in settings.tasks.iter().enumerate() {
         let mut kinds = vec![(format!("{path_prefix}tasks[{i}]"), task)];
         if let Some(fe) = &task.for_each_task {
-            kinds.push((format!("{path_prefix}tasks[{i}].for_each_task.task"), &fe.task));
+            kinds.push((
+                format!("{path_prefix}tasks[{i}].for_each_task.task"),
+                &fe.task,
+            ));
         }
         for (path, t) in kinds {
             match t.kind() {
@@ -72,7 +79,11 @@ async fn load_job(state: &super::AppState, job_id: JobId) -> ApiResult<JobRecord
         .ok_or_else(|| ApiError::not_found(format!("job {job_id} does not exist")))
 }
 
-async fn name_conflict(state: &super::AppState, settings: &JobSettings, job_id: Option<JobId>) -> ApiResult<()> {
+async fn name_conflict(
+    state: &super::AppState,
+    settings: &JobSettings,
+    job_id: Option<JobId>,
+) -> ApiResult<()> {
     if let Some(other) = state.engine.store().find_job(&settings.name).await?
         && Some(other.job_id) != job_id
     {
@@ -89,7 +100,11 @@ pub async fn create(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
     let settings = spec::settings_from_json("request body", body_text(&body)?, "")?;
     check_references(&state, &settings, "").await?;
     name_conflict(&state, &settings, None).await?;
-    let job_id = state.engine.store().create_job(&settings, state.engine.now()).await?;
+    let job_id = state
+        .engine
+        .store()
+        .create_job(&settings, state.engine.now())
+        .await?;
     tracing::info!(job.id = job_id, job.name = %settings.name, "weir.api.jobs.create");
     Ok(Json(json!({"job_id": job_id})))
 }
@@ -123,7 +138,9 @@ pub struct ListQuery {
 /// The offset a page token or offset names.
 pub(crate) fn page_start(offset: Option<u64>, token: Option<&str>) -> ApiResult<u64> {
     match token.filter(|t| !t.is_empty()) {
-        Some(t) => t.parse().map_err(|_| ApiError::invalid(format!("page_token {t:?} is not a token this API issued"))),
+        Some(t) => t.parse().map_err(|_| {
+            ApiError::invalid(format!("page_token {t:?} is not a token this API issued"))
+        }),
         None => Ok(offset.unwrap_or(0)),
     }
 }
@@ -132,10 +149,16 @@ pub(crate) fn page_start(offset: Option<u64>, token: Option<&str>) -> ApiResult<
 pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be between 1 and 100, got {limit}")));
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and 100, got {limit}"
+        )));
     }
     let offset = page_start(q.offset, q.page_token.as_deref())?;
-    let (jobs, has_more) = state.engine.store().list_jobs(Page { offset, limit }, q.name.as_deref()).await?;
+    let (jobs, has_more) = state
+        .engine
+        .store()
+        .list_jobs(Page { offset, limit }, q.name.as_deref())
+        .await?;
     let expand = q.expand_tasks.unwrap_or(false);
     let mut out = json!({
         "jobs": jobs.iter().map(|j| render::job(j, expand)).collect::<Vec<_>>(),
@@ -180,19 +203,31 @@ struct UpdateBody {
 
 /// Applies a partial update: top-level fields are replaced; `tasks` are merged by `task_key`;
 /// `fields_to_remove` names top-level fields or `tasks/<task_key>`.
-fn merge_update(current: &JobSettings, new: serde_json::Map<String, Value>, remove: &[String]) -> ApiResult<Value> {
-    let mut merged = serde_json::to_value(current).map_err(|e| ApiError::internal(e.to_string()))?;
+fn merge_update(
+    current: &JobSettings,
+    new: serde_json::Map<String, Value>,
+    remove: &[String],
+) -> ApiResult<Value> {
+    let mut merged =
+        serde_json::to_value(current).map_err(|e| ApiError::internal(e.to_string()))?;
     let obj = merged.as_object_mut().expect("settings are an object");
     for field in remove {
         if let Some(key) = field.strip_prefix("tasks/") {
-            let tasks = obj.get_mut("tasks").and_then(Value::as_array_mut).expect("tasks");
+            let tasks = obj
+                .get_mut("tasks")
+                .and_then(Value::as_array_mut)
+                .expect("tasks");
             let before = tasks.len();
             tasks.retain(|t| t.get("task_key").and_then(Value::as_str) != Some(key));
             if tasks.len() == before {
-                return Err(ApiError::invalid(format!("fields_to_remove: the job has no task `{key}`")));
+                return Err(ApiError::invalid(format!(
+                    "fields_to_remove: the job has no task `{key}`"
+                )));
             }
         } else if field == "name" || field == "tasks" {
-            return Err(ApiError::invalid(format!("fields_to_remove: `{field}` cannot be removed")));
+            return Err(ApiError::invalid(format!(
+                "fields_to_remove: `{field}` cannot be removed"
+            )));
         } else {
             obj.remove(field);
         }
@@ -202,7 +237,10 @@ fn merge_update(current: &JobSettings, new: serde_json::Map<String, Value>, remo
             let Value::Array(new_tasks) = v else {
                 return Err(ApiError::invalid("new_settings.tasks must be a list"));
             };
-            let tasks = obj.get_mut("tasks").and_then(Value::as_array_mut).expect("tasks");
+            let tasks = obj
+                .get_mut("tasks")
+                .and_then(Value::as_array_mut)
+                .expect("tasks");
             for t in new_tasks {
                 let key = t.get("task_key").cloned();
                 match tasks.iter_mut().find(|e| e.get("task_key") == key.as_ref()) {
@@ -221,8 +259,13 @@ fn merge_update(current: &JobSettings, new: serde_json::Map<String, Value>, remo
 pub async fn update(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
     let u: UpdateBody = parse_body(&body)?;
     let job = load_job(&state, u.job_id).await?;
-    let merged = merge_update(&job.settings, u.new_settings.unwrap_or_default(), &u.fields_to_remove)?;
-    let text = serde_json::to_string_pretty(&merged).map_err(|e| ApiError::internal(e.to_string()))?;
+    let merged = merge_update(
+        &job.settings,
+        u.new_settings.unwrap_or_default(),
+        &u.fields_to_remove,
+    )?;
+    let text =
+        serde_json::to_string_pretty(&merged).map_err(|e| ApiError::internal(e.to_string()))?;
     let source = format!("job {} settings after the update", u.job_id);
     let settings = spec::settings_from_json(&source, &text, "")?;
     check_references(&state, &settings, "").await?;
@@ -259,7 +302,9 @@ struct RunNowBody {
 }
 
 /// A map of parameter values; numbers and booleans are accepted as their text.
-pub(crate) fn string_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+pub(crate) fn string_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     let raw: BTreeMap<String, Value> = BTreeMap::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| match v {
@@ -279,13 +324,23 @@ pub async fn run_now(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
     if let Some(t) = &b.idempotency_token
         && (t.is_empty() || t.len() > 64)
     {
-        return Err(ApiError::invalid("idempotency_token must be 1 to 64 characters"));
+        return Err(ApiError::invalid(
+            "idempotency_token must be 1 to 64 characters",
+        ));
     }
     let created = state
         .engine
-        .run_now(b.job_id, RunRequest { job_parameters: b.job_parameters, idempotency_token: b.idempotency_token })
+        .run_now(
+            b.job_id,
+            RunRequest {
+                job_parameters: b.job_parameters,
+                idempotency_token: b.idempotency_token,
+            },
+        )
         .await?;
-    Ok(Json(json!({"run_id": created.run_id, "number_in_job": created.run_id})))
+    Ok(Json(
+        json!({"run_id": created.run_id, "number_in_job": created.run_id}),
+    ))
 }
 
 async fn set_pause(state: Shared, body: Bytes, status: PauseStatus) -> ApiResult<Json<Value>> {
@@ -347,9 +402,19 @@ mod tests {
             "max_concurrent_runs": 5,
             "tasks": [{"task_key": "b", "wasm_task": {"module": "n"}}, {"task_key": "c", "wasm_task": {"module": "m"}}]
         });
-        let merged = merge_update(&settings(), new.as_object().unwrap().clone(), &["tasks/a".into()]).unwrap();
+        let merged = merge_update(
+            &settings(),
+            new.as_object().unwrap().clone(),
+            &["tasks/a".into()],
+        )
+        .unwrap();
         assert_eq!(merged["max_concurrent_runs"], 5);
-        let keys: Vec<&str> = merged["tasks"].as_array().unwrap().iter().map(|t| t["task_key"].as_str().unwrap()).collect();
+        let keys: Vec<&str> = merged["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["task_key"].as_str().unwrap())
+            .collect();
         assert_eq!(keys, ["b", "c"]);
         assert_eq!(merged["tasks"][0]["wasm_task"]["module"], "n");
     }
@@ -357,7 +422,12 @@ mod tests {
     #[test]
     fn updates_refuse_removing_unknown_tasks_or_the_name() {
         let empty = serde_json::Map::new();
-        assert!(merge_update(&settings(), empty.clone(), &["tasks/zzz".into()]).unwrap_err().message.contains("zzz"));
+        assert!(
+            merge_update(&settings(), empty.clone(), &["tasks/zzz".into()])
+                .unwrap_err()
+                .message
+                .contains("zzz")
+        );
         assert!(merge_update(&settings(), empty, &["name".into()]).is_err());
     }
 }

@@ -69,7 +69,10 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
         .nest("/api/2.1/jobs", jobs)
         .nest("/api/weir", weir)
         .fallback(|| async { ApiError::not_found("no such API path") })
-        .route_layer(axum::middleware::from_fn_with_state(tokens, auth::require_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            auth::require_token,
+        ))
         .with_state(Arc::new(state.clone()));
     Router::new()
         .route("/healthz", get(healthz))
@@ -96,7 +99,11 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." { String::new() } else { format!("{path}: ") };
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
         ApiError::malformed(format!(
             "request body:{}:{}: {at}{inner}",
             inner.line(),

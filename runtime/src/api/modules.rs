@@ -18,16 +18,25 @@ pub struct PushQuery {
 }
 
 /// `POST /api/weir/modules?name=NAME` with the wasm bytes as the body.
-pub async fn push(state: Shared, Query(q): Query<PushQuery>, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn push(
+    state: Shared,
+    Query(q): Query<PushQuery>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     if body.is_empty() {
-        return Err(ApiError::invalid("the request body must be the module's wasm bytes"));
+        return Err(ApiError::invalid(
+            "the request body must be the module's wasm bytes",
+        ));
     }
     let registry = state.engine.registry();
-    let pushed = registry.push(q.name.as_deref(), body, state.engine.now()).await.map_err(|e| match e {
-        PushError::Invalid(ModuleError::TooLarge { .. }) => ApiError::too_large(e.to_string()),
-        PushError::Invalid(_) | PushError::BadName(_) => ApiError::invalid(e.to_string()),
-        PushError::Storage(m) => ApiError::internal(m),
-    })?;
+    let pushed = registry
+        .push(q.name.as_deref(), body, state.engine.now())
+        .await
+        .map_err(|e| match e {
+            PushError::Invalid(ModuleError::TooLarge { .. }) => ApiError::too_large(e.to_string()),
+            PushError::Invalid(_) | PushError::BadName(_) => ApiError::invalid(e.to_string()),
+            PushError::Storage(m) => ApiError::internal(m),
+        })?;
     let mut out = json!({
         "digest": pushed.blob.digest,
         "size": pushed.blob.size,
@@ -50,8 +59,14 @@ pub struct ListQuery {
 
 /// `GET /api/weir/modules`: every named version.
 pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
-    let versions = state.engine.store().list_module_versions(q.name.as_deref()).await?;
-    Ok(Json(json!({"modules": versions.iter().map(render::module).collect::<Vec<_>>()})))
+    let versions = state
+        .engine
+        .store()
+        .list_module_versions(q.name.as_deref())
+        .await?;
+    Ok(Json(
+        json!({"modules": versions.iter().map(render::module).collect::<Vec<_>>()}),
+    ))
 }
 
 /// `?...` of a lookup: `digest`, or `name` with an optional `version`.
@@ -74,17 +89,24 @@ pub async fn get(state: Shared, Query(q): Query<GetQuery>) -> ApiResult<Json<Val
                 .get_module_blob(&d)
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("module {d} is not in the registry")))?;
-            Ok(Json(json!({"digest": blob.digest, "size": blob.size, "created_time": blob.created_time})))
+            Ok(Json(
+                json!({"digest": blob.digest, "size": blob.size, "created_time": blob.created_time}),
+            ))
         }
         (None, Some(name)) => {
-            let v = store.get_module_version(&name, q.version).await?.ok_or_else(|| {
-                ApiError::not_found(match q.version {
-                    Some(n) => format!("module `{name}` has no version {n}"),
-                    None => format!("module `{name}` is not in the registry"),
-                })
-            })?;
+            let v = store
+                .get_module_version(&name, q.version)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(match q.version {
+                        Some(n) => format!("module `{name}` has no version {n}"),
+                        None => format!("module `{name}` is not in the registry"),
+                    })
+                })?;
             Ok(Json(render::module(&v)))
         }
-        _ => Err(ApiError::invalid("give either digest, or name (and optionally version)")),
+        _ => Err(ApiError::invalid(
+            "give either digest, or name (and optionally version)",
+        )),
     }
 }

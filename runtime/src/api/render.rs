@@ -70,13 +70,17 @@ fn status(life: LifeCycleState, result: Option<ResultState>, message: &str) -> V
         LifeCycleState::Terminating => "TERMINATING",
         LifeCycleState::Blocked => "BLOCKED",
         LifeCycleState::WaitingForRetry => "WAITING",
-        LifeCycleState::Terminated | LifeCycleState::Skipped | LifeCycleState::InternalError => "TERMINATED",
+        LifeCycleState::Terminated | LifeCycleState::Skipped | LifeCycleState::InternalError => {
+            "TERMINATED"
+        }
     };
     let mut s = json!({"state": st});
     if life.is_final() {
         let kind = match result {
             Some(r) if r.is_success() => "SUCCESS",
-            Some(ResultState::Canceled | ResultState::MaximumConcurrentRunsReached) => "CLIENT_ERROR",
+            Some(ResultState::Canceled | ResultState::MaximumConcurrentRunsReached) => {
+                "CLIENT_ERROR"
+            }
             _ if life == LifeCycleState::InternalError => "INTERNAL_ERROR",
             _ => "CLIENT_ERROR",
         };
@@ -110,14 +114,25 @@ fn durations(created: Option<i64>, start: Option<i64>, end: Option<i64>) -> Map<
 }
 
 /// A `RunTask` object for one task run (one attempt).
-pub fn task_run(row: &TaskRunRecord, task: Option<&Task>, view: RunView, iterations: &[&TaskRunRecord]) -> Value {
+pub fn task_run(
+    row: &TaskRunRecord,
+    task: Option<&Task>,
+    view: RunView,
+    iterations: &[&TaskRunRecord],
+) -> Value {
     let mut o = Map::new();
     o.insert("run_id".into(), json!(row.task_run_id));
     o.insert("job_run_id".into(), json!(row.run_id));
     o.insert("task_key".into(), json!(row.task_key));
     o.insert("attempt_number".into(), json!(row.attempt_number));
-    o.insert("state".into(), state(row.life_cycle_state, row.result_state, &row.state_message));
-    o.insert("status".into(), status(row.life_cycle_state, row.result_state, &row.state_message));
+    o.insert(
+        "state".into(),
+        state(row.life_cycle_state, row.result_state, &row.state_message),
+    );
+    o.insert(
+        "status".into(),
+        status(row.life_cycle_state, row.result_state, &row.state_message),
+    );
     o.extend(durations(row.ready_time, row.start_time, row.end_time));
     if let Some(task) = task {
         let spec = serde_json::to_value(task).unwrap_or_default();
@@ -165,7 +180,9 @@ pub fn task_run(row: &TaskRunRecord, task: Option<&Task>, view: RunView, iterati
         o.insert("run_job_output".into(), json!({"run_id": child}));
     }
     o.insert("values".into(), json!(row.values));
-    if view.include_resolved_values && let Some(r) = &row.resolved {
+    if view.include_resolved_values
+        && let Some(r) = &row.resolved
+    {
         let kind = match task {
             Some(t) if t.condition_task.is_some() => "condition_task",
             Some(t) if t.run_job_task.is_some() => "run_job_task",
@@ -176,7 +193,10 @@ pub fn task_run(row: &TaskRunRecord, task: Option<&Task>, view: RunView, iterati
     }
     if !iterations.is_empty() {
         let inner = task.and_then(|t| t.for_each_task.as_ref()).map(|f| &f.task);
-        let list: Vec<Value> = iterations.iter().map(|r| task_run(r, inner, view, &[])).collect();
+        let list: Vec<Value> = iterations
+            .iter()
+            .map(|r| task_run(r, inner, view, &[]))
+            .collect();
         o.insert("iterations".into(), json!(list));
     }
     Value::Object(o)
@@ -212,12 +232,15 @@ fn for_each_stats(row: &TaskRunRecord, iterations: &[&TaskRunRecord]) -> Value {
 
 /// The task runs shown for a run: per task (in spec order) the attempts of its latest
 /// execution, or every execution with `include_history`.
-pub fn visible_tasks<'a>(snap: &'a RunSnapshot, include_history: bool) -> Vec<&'a TaskRunRecord> {
+pub fn visible_tasks(snap: &RunSnapshot, include_history: bool) -> Vec<&TaskRunRecord> {
     let settings = &snap.run.plan.settings;
     let mut out = Vec::new();
     for t in &settings.tasks {
-        let rows: Vec<&TaskRunRecord> =
-            snap.tasks.iter().filter(|r| r.iteration.is_none() && r.task_key == t.task_key).collect();
+        let rows: Vec<&TaskRunRecord> = snap
+            .tasks
+            .iter()
+            .filter(|r| r.iteration.is_none() && r.task_key == t.task_key)
+            .collect();
         let latest = rows.iter().map(|r| r.repair_id).max();
         let mut rows: Vec<&TaskRunRecord> = rows
             .into_iter()
@@ -229,7 +252,7 @@ pub fn visible_tasks<'a>(snap: &'a RunSnapshot, include_history: bool) -> Vec<&'
     out
 }
 
-fn iterations_of<'a>(snap: &'a RunSnapshot, parent: i64) -> Vec<&'a TaskRunRecord> {
+fn iterations_of(snap: &RunSnapshot, parent: i64) -> Vec<&TaskRunRecord> {
     snap.tasks
         .iter()
         .filter(|r| r.iteration.is_some_and(|i| i.parent_task_run_id == parent))
@@ -249,7 +272,13 @@ fn repair_history(run: &RunRecord, snap: Option<&RunSnapshot>) -> Value {
         return json!([]);
     }
     let original_ids: Vec<i64> = snap
-        .map(|s| s.tasks.iter().filter(|r| r.repair_id == 0 && r.iteration.is_none()).map(|r| r.task_run_id).collect())
+        .map(|s| {
+            s.tasks
+                .iter()
+                .filter(|r| r.repair_id == 0 && r.iteration.is_none())
+                .map(|r| r.task_run_id)
+                .collect()
+        })
         .unwrap_or_default();
     let first_end = run.repair_history.first().map(|r| r.start_time);
     let mut list = vec![json!({
@@ -259,7 +288,11 @@ fn repair_history(run: &RunRecord, snap: Option<&RunSnapshot>) -> Value {
         "task_run_ids": original_ids,
     })];
     list.extend(run.repair_history.iter().map(|r: &RepairRecord| {
-        let life = if r.end_time.is_some() { LifeCycleState::Terminated } else { LifeCycleState::Running };
+        let life = if r.end_time.is_some() {
+            LifeCycleState::Terminated
+        } else {
+            LifeCycleState::Running
+        };
         json!({
             "type": "REPAIR",
             "id": r.repair_id,
@@ -288,8 +321,14 @@ pub fn run(snap: &RunSnapshot, view: RunView) -> Value {
     o.insert("run_name".into(), json!(r.run_name));
     o.insert("creator_user_name".into(), json!(USER));
     o.insert("run_type".into(), json!(run_type(r)));
-    o.insert("state".into(), state(r.life_cycle_state, r.result_state, &r.state_message));
-    o.insert("status".into(), status(r.life_cycle_state, r.result_state, &r.state_message));
+    o.insert(
+        "state".into(),
+        state(r.life_cycle_state, r.result_state, &r.state_message),
+    );
+    o.insert(
+        "status".into(),
+        status(r.life_cycle_state, r.result_state, &r.state_message),
+    );
     o.extend(durations(Some(r.created_time), r.start_time, r.end_time));
     if r.start_time.is_none() {
         o.insert("queue_duration".into(), json!(0));
@@ -306,7 +345,10 @@ pub fn run(snap: &RunSnapshot, view: RunView) -> Value {
         .collect();
     o.insert("job_parameters".into(), json!(params));
     if !r.overriding_parameters.is_empty() {
-        o.insert("overriding_parameters".into(), json!({"job_parameters": r.overriding_parameters}));
+        o.insert(
+            "overriding_parameters".into(),
+            json!({"job_parameters": r.overriding_parameters}),
+        );
     }
     if let Some(p) = r.parent {
         o.insert("parent_run_id".into(), json!(p.run_id));

@@ -103,7 +103,10 @@ pub struct WaitQuery {
 pub async fn wait(state: Shared, Query(q): Query<WaitQuery>) -> ApiResult<Json<Value>> {
     let timeout = Duration::from_secs(q.timeout_seconds.unwrap_or(30).min(300));
     let snap = state.engine.wait(q.run_id, timeout).await?;
-    let view = RunView { expand_tasks: true, ..Default::default() };
+    let view = RunView {
+        expand_tasks: true,
+        ..Default::default()
+    };
     Ok(Json(render::run(&snap, view)))
 }
 
@@ -134,12 +137,16 @@ pub struct ListQuery {
 pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(25);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be between 1 and 1000, got {limit}")));
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and 1000, got {limit}"
+        )));
     }
     let active_only = q.active_only.unwrap_or(false);
     let completed_only = q.completed_only.unwrap_or(false);
     if active_only && completed_only {
-        return Err(ApiError::invalid("active_only and completed_only cannot both be true"));
+        return Err(ApiError::invalid(
+            "active_only and completed_only cannot both be true",
+        ));
     }
     let offset = page_start(q.offset, q.page_token.as_deref())?;
     let filter = RunFilter {
@@ -154,13 +161,22 @@ pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<V
     let store = state.engine.store();
     let (runs, has_more) = store.list_runs(&filter).await?;
     let expand = q.expand_tasks.unwrap_or(false);
-    let view = RunView { expand_tasks: expand, ..Default::default() };
+    let view = RunView {
+        expand_tasks: expand,
+        ..Default::default()
+    };
     let mut out = Vec::with_capacity(runs.len());
     for r in runs {
         let snap = if expand {
-            store.get_run(r.run_id).await?.unwrap_or(RunSnapshot { run: r, tasks: vec![] })
+            store.get_run(r.run_id).await?.unwrap_or(RunSnapshot {
+                run: r,
+                tasks: vec![],
+            })
         } else {
-            RunSnapshot { run: r, tasks: vec![] }
+            RunSnapshot {
+                run: r,
+                tasks: vec![],
+            }
         };
         out.push(render::run(&snap, view));
     }
@@ -199,7 +215,10 @@ struct CancelAllBody {
 pub async fn cancel_all(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
     let b: CancelAllBody = parse_body(&body)?;
     if state.engine.store().get_job(b.job_id).await?.is_none() {
-        return Err(ApiError::not_found(format!("job {} does not exist", b.job_id)));
+        return Err(ApiError::not_found(format!(
+            "job {} does not exist",
+            b.job_id
+        )));
     }
     state.engine.cancel_all(b.job_id).await?;
     Ok(Json(json!({})))
@@ -226,7 +245,9 @@ struct RepairBody {
 pub async fn repair(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
     let b: RepairBody = parse_body(&body)?;
     if b.rerun_all_failed_tasks && !b.rerun_tasks.is_empty() {
-        return Err(ApiError::invalid("give either rerun_tasks or rerun_all_failed_tasks, not both"));
+        return Err(ApiError::invalid(
+            "give either rerun_tasks or rerun_all_failed_tasks, not both",
+        ));
     }
     let repair_id = state
         .engine
@@ -256,7 +277,12 @@ pub async fn get_output(state: Shared, Query(q): Query<OutputQuery>) -> ApiResul
     let Some(i) = task else {
         let tasks: Vec<String> = render::visible_tasks(&snap, false)
             .iter()
-            .map(|t| format!("{} ({} attempt {})", t.task_run_id, t.task_key, t.attempt_number))
+            .map(|t| {
+                format!(
+                    "{} ({} attempt {})",
+                    t.task_run_id, t.task_key, t.attempt_number
+                )
+            })
             .collect();
         return Err(ApiError::invalid(format!(
             "run {} is a job run; get-output takes the run_id of one task run: {}",
@@ -265,8 +291,16 @@ pub async fn get_output(state: Shared, Query(q): Query<OutputQuery>) -> ApiResul
         )));
     };
     let row = &snap.tasks[i];
-    let logs = state.engine.store().get_logs(row.task_run_id).await?.unwrap_or_default();
-    let view = RunView { expand_tasks: true, ..Default::default() };
+    let logs = state
+        .engine
+        .store()
+        .get_logs(row.task_run_id)
+        .await?
+        .unwrap_or_default();
+    let view = RunView {
+        expand_tasks: true,
+        ..Default::default()
+    };
     let mut out = json!({
         "metadata": render::task_run_alone(&snap, row, view),
         "logs": format!("{}{}", logs.stdout, logs.stderr),
@@ -275,7 +309,10 @@ pub async fn get_output(state: Shared, Query(q): Query<OutputQuery>) -> ApiResul
         "stderr": logs.stderr,
         "values": row.values,
     });
-    if row.is_final() && row.result_state.is_some_and(|r| !r.is_success()) && !row.state_message.is_empty() {
+    if row.is_final()
+        && row.result_state.is_some_and(|r| !r.is_success())
+        && !row.state_message.is_empty()
+    {
         out["error"] = json!(row.state_message);
     }
     if let Some(child) = row.child_run_id {

@@ -29,8 +29,12 @@ pub struct Context {
 
 /// The admin token a local node wrote, if any.
 fn local_token() -> Option<String> {
-    let dir = std::env::var_os("WEIR_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| ".weir".into());
-    std::fs::read_to_string(dir.join("admin-token")).ok().map(|t| t.trim().to_string())
+    let dir = std::env::var_os("WEIR_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ".weir".into());
+    std::fs::read_to_string(dir.join("admin-token"))
+        .ok()
+        .map(|t| t.trim().to_string())
 }
 
 impl Context {
@@ -43,7 +47,12 @@ impl Context {
         let http = reqwest::Client::builder()
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Context { base, token: token.or_else(local_token), http, output })
+        Ok(Context {
+            base,
+            token: token.or_else(local_token),
+            http,
+            output,
+        })
     }
 
     /// Whether JSON output was asked for.
@@ -56,7 +65,10 @@ impl Context {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().await.with_context(|| format!("cannot reach weir at {}", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach weir at {}", self.base))?;
         let status = resp.status();
         let text = resp.text().await.context("cannot read the response")?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -65,24 +77,47 @@ impl Context {
         }
         Err(ApiFailure {
             status: status.as_u16(),
-            code: body.get("error_code").and_then(Value::as_str).unwrap_or("ERROR").to_string(),
-            message: body.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string()),
+            code: body
+                .get("error_code")
+                .and_then(Value::as_str)
+                .unwrap_or("ERROR")
+                .to_string(),
+            message: body
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string()),
         }
         .into())
     }
 
     /// `GET path?query`.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        self.send(self.http.request(Method::GET, format!("{}{path}", self.base)).query(query)).await
+        self.send(
+            self.http
+                .request(Method::GET, format!("{}{path}", self.base))
+                .query(query),
+        )
+        .await
     }
 
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.request(Method::POST, format!("{}{path}", self.base)).json(body)).await
+        self.send(
+            self.http
+                .request(Method::POST, format!("{}{path}", self.base))
+                .json(body),
+        )
+        .await
     }
 
     /// `POST path?query` with raw bytes.
-    pub async fn post_bytes(&self, path: &str, query: &[(&str, String)], bytes: Vec<u8>) -> anyhow::Result<Value> {
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Value> {
         let req = self
             .http
             .request(Method::POST, format!("{}{path}", self.base))
@@ -94,12 +129,19 @@ impl Context {
 
     /// Resolves a job given by name or id to its id.
     pub async fn job_id(&self, job: &str) -> anyhow::Result<i64> {
-        let jobs = self.get("/api/2.2/jobs/list", &[("name", job.to_string())]).await?;
-        if let Some(id) = jobs["jobs"].as_array().and_then(|a| a.first()).and_then(|j| j["job_id"].as_i64()) {
+        let jobs = self
+            .get("/api/2.2/jobs/list", &[("name", job.to_string())])
+            .await?;
+        if let Some(id) = jobs["jobs"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|j| j["job_id"].as_i64())
+        {
             return Ok(id);
         }
         if let Ok(id) = job.parse::<i64>() {
-            self.get("/api/2.2/jobs/get", &[("job_id", id.to_string())]).await?;
+            self.get("/api/2.2/jobs/get", &[("job_id", id.to_string())])
+                .await?;
             return Ok(id);
         }
         anyhow::bail!("no job named {job:?}")
@@ -109,9 +151,17 @@ impl Context {
     pub async fn wait_run(&self, run_id: i64) -> anyhow::Result<Value> {
         loop {
             let run = self
-                .get("/api/weir/runs/wait", &[("run_id", run_id.to_string()), ("timeout_seconds", "30".into())])
+                .get(
+                    "/api/weir/runs/wait",
+                    &[
+                        ("run_id", run_id.to_string()),
+                        ("timeout_seconds", "30".into()),
+                    ],
+                )
                 .await?;
-            let life = run["state"]["life_cycle_state"].as_str().unwrap_or_default();
+            let life = run["state"]["life_cycle_state"]
+                .as_str()
+                .unwrap_or_default();
             if matches!(life, "TERMINATED" | "SKIPPED" | "INTERNAL_ERROR") {
                 return Ok(run);
             }

@@ -17,13 +17,19 @@ fn spec_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read directory {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
                 walk(&p, out)?;
-            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
                 out.push(p);
             }
         }
@@ -57,6 +63,8 @@ fn wasm_tasks_mut<'a>(settings: &'a mut JobSettings, prefix: &str) -> Vec<(Strin
     let mut out = Vec::new();
     for (i, t) in settings.tasks.iter_mut().enumerate() {
         let path = format!("{prefix}tasks[{i}]");
+        // `if let` would keep `t` borrowed in the else branch (a known borrow-checker limit).
+        #[allow(clippy::unnecessary_unwrap)]
         if t.for_each_task.is_some() {
             let fe = t.for_each_task.as_mut().expect("checked above");
             out.push((format!("{path}.for_each_task.task"), &mut fe.task));
@@ -64,7 +72,9 @@ fn wasm_tasks_mut<'a>(settings: &'a mut JobSettings, prefix: &str) -> Vec<(Strin
             out.push((path, t));
         }
     }
-    out.into_iter().filter(|(_, t)| t.wasm_task.is_some()).collect()
+    out.into_iter()
+        .filter(|(_, t)| t.wasm_task.is_some())
+        .collect()
 }
 
 /// A local path resolved against the spec file's directory.
@@ -79,8 +89,16 @@ fn resolve(spec_file: &Path, p: &str) -> PathBuf {
 
 /// What changed between two settings, in words.
 fn changes(old: &JobSettings, new: &JobSettings) -> Vec<String> {
-    let (o, n) = (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(new).unwrap_or_default());
-    let keys: BTreeSet<&String> = o.as_object().into_iter().chain(n.as_object()).flat_map(|m| m.keys()).collect();
+    let (o, n) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(new).unwrap_or_default(),
+    );
+    let keys: BTreeSet<&String> = o
+        .as_object()
+        .into_iter()
+        .chain(n.as_object())
+        .flat_map(|m| m.keys())
+        .collect();
     let mut out = Vec::new();
     for k in keys {
         if k == "tasks" || o.get(k) == n.get(k) {
@@ -89,12 +107,24 @@ fn changes(old: &JobSettings, new: &JobSettings) -> Vec<String> {
         out.push(k.clone());
     }
     let tasks = |s: &JobSettings| -> BTreeMap<String, Value> {
-        s.tasks.iter().map(|t| (t.task_key.clone(), serde_json::to_value(t).unwrap_or_default())).collect()
+        s.tasks
+            .iter()
+            .map(|t| {
+                (
+                    t.task_key.clone(),
+                    serde_json::to_value(t).unwrap_or_default(),
+                )
+            })
+            .collect()
     };
     let (ot, nt) = (tasks(old), tasks(new));
     let added: Vec<&String> = nt.keys().filter(|k| !ot.contains_key(*k)).collect();
     let removed: Vec<&String> = ot.keys().filter(|k| !nt.contains_key(*k)).collect();
-    let changed: Vec<&String> = nt.iter().filter(|(k, v)| ot.get(*k).is_some_and(|o| o != *v)).map(|(k, _)| k).collect();
+    let changed: Vec<&String> = nt
+        .iter()
+        .filter(|(k, v)| ot.get(*k).is_some_and(|o| o != *v))
+        .map(|(k, _)| k)
+        .collect();
     let list = |v: Vec<&String>| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     if !added.is_empty() {
         out.push(format!("added tasks {}", list(added)));
@@ -113,10 +143,20 @@ fn changes(old: &JobSettings, new: &JobSettings) -> Vec<String> {
 
 /// Orders jobs so a job referenced by a `run_job_task` (by name) is deployed before its user.
 fn deploy_order(jobs: &[Planned]) -> Vec<usize> {
-    let names: BTreeMap<&str, usize> = jobs.iter().enumerate().map(|(i, j)| (j.settings.name.as_str(), i)).collect();
+    let names: BTreeMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.settings.name.as_str(), i))
+        .collect();
     let mut order = Vec::new();
     let mut state = vec![0u8; jobs.len()];
-    fn visit(i: usize, jobs: &[Planned], names: &BTreeMap<&str, usize>, state: &mut [u8], order: &mut Vec<usize>) {
+    fn visit(
+        i: usize,
+        jobs: &[Planned],
+        names: &BTreeMap<&str, usize>,
+        state: &mut [u8],
+        order: &mut Vec<usize>,
+    ) {
         if state[i] != 0 {
             return;
         }
@@ -153,11 +193,18 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
     let mut seen_names: BTreeMap<String, String> = BTreeMap::new();
     for (d, (file, doc)) in docs.iter().enumerate() {
         for job in doc.jobs() {
-            let prefix = if job.path.is_empty() { String::new() } else { format!("{}.", job.path) };
+            let prefix = if job.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}.", job.path)
+            };
             let mut settings = job.settings.clone();
             let here = format!("{}", file.display());
             if let Some(first) = seen_names.insert(settings.name.clone(), here.clone()) {
-                errors.push(doc.error(&format!("{prefix}name"), format!("job name `{}` is also used in {first}", settings.name)));
+                errors.push(doc.error(
+                    &format!("{prefix}name"),
+                    format!("job name `{}` is also used in {first}", settings.name),
+                ));
             }
             for (path, task) in wasm_tasks_mut(&mut settings, &prefix) {
                 let w = task.wasm_task.as_mut().expect("wasm tasks only");
@@ -165,7 +212,9 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
                     Ok(ModuleRef::Path(p)) => {
                         let abs = resolve(file, &p);
                         if abs.is_file() {
-                            uploads.entry(abs.clone()).or_insert_with(|| modules::default_name(&abs));
+                            uploads
+                                .entry(abs.clone())
+                                .or_insert_with(|| modules::default_name(&abs));
                         } else {
                             errors.push(doc.error(
                                 &format!("{path}.wasm_task.module"),
@@ -179,12 +228,19 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
                             q.push(("version", v.to_string()));
                         }
                         if let Err(e) = ctx.get("/api/weir/modules/get", &q).await {
-                            errors.push(doc.error(&format!("{path}.wasm_task.module"), not_found_or(e)?));
+                            errors.push(
+                                doc.error(&format!("{path}.wasm_task.module"), not_found_or(e)?),
+                            );
                         }
                     }
                     Ok(ModuleRef::Digest(d)) => {
-                        if let Err(e) = ctx.get("/api/weir/modules/get", &[("digest", d.clone())]).await {
-                            errors.push(doc.error(&format!("{path}.wasm_task.module"), not_found_or(e)?));
+                        if let Err(e) = ctx
+                            .get("/api/weir/modules/get", &[("digest", d.clone())])
+                            .await
+                        {
+                            errors.push(
+                                doc.error(&format!("{path}.wasm_task.module"), not_found_or(e)?),
+                            );
                         }
                     }
                     Err(e) => errors.push(doc.error(&format!("{path}.wasm_task.module"), e)),
@@ -194,7 +250,11 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
                     if !abs.is_dir() {
                         errors.push(doc.error(
                             &format!("{path}.wasm_task.mounts[{m}].source"),
-                            format!("mount source {:?} is not a directory (looked for {})", mount.source, abs.display()),
+                            format!(
+                                "mount source {:?} is not a directory (looked for {})",
+                                mount.source,
+                                abs.display()
+                            ),
                         ));
                         continue;
                     }
@@ -202,14 +262,21 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
                     mount.source = format!("file://{}", abs.display());
                 }
             }
-            planned.push(Planned { settings, doc: d, path: job.path.clone() });
+            planned.push(Planned {
+                settings,
+                doc: d,
+                path: job.path.clone(),
+            });
         }
     }
     if !errors.is_empty() {
         for e in &errors {
             eprintln!("{e}");
         }
-        anyhow::bail!("deploy refused: {} problem(s) in the specs; nothing was changed", errors.len());
+        anyhow::bail!(
+            "deploy refused: {} problem(s) in the specs; nothing was changed",
+            errors.len()
+        );
     }
 
     let mut pushed = Vec::new();
@@ -218,8 +285,15 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
         let out = modules::push(ctx, path, name).await?;
         let digest = out["digest"].as_str().unwrap_or_default().to_string();
         if !ctx.json() {
-            let what = if out["new_blob"].as_bool() == Some(true) { "pushed" } else { "unchanged" };
-            println!("{what} module {name}@{} {digest} ({} bytes)", out["version"], out["size"]);
+            let what = if out["new_blob"].as_bool() == Some(true) {
+                "pushed"
+            } else {
+                "unchanged"
+            };
+            println!(
+                "{what} module {name}@{} {digest} ({} bytes)",
+                out["version"], out["size"]
+            );
         }
         digests.insert(path.clone(), digest);
         pushed.push(out);
@@ -235,12 +309,20 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
             }
         }
         let name = p.settings.name.clone();
-        let existing = ctx.get("/api/2.2/jobs/list", &[("name", name.clone()), ("expand_tasks", "true".into())]).await?;
+        let existing = ctx
+            .get(
+                "/api/2.2/jobs/list",
+                &[("name", name.clone()), ("expand_tasks", "true".into())],
+            )
+            .await?;
         let found = existing["jobs"].as_array().and_then(|a| a.first()).cloned();
         let body = serde_json::to_value(&p.settings)?;
         let result = match found {
             None => {
-                let out = ctx.post("/api/2.2/jobs/create", &body).await.map_err(|e| located(&docs[p.doc].1, &p.path, e))?;
+                let out = ctx
+                    .post("/api/2.2/jobs/create", &body)
+                    .await
+                    .map_err(|e| located(&docs[p.doc].1, &p.path, e))?;
                 let id = out["job_id"].as_i64().unwrap_or_default();
                 if !ctx.json() {
                     println!("created job {name} (job_id {id})");
@@ -250,16 +332,22 @@ pub async fn run(ctx: &Context, paths: &[PathBuf]) -> CliResult {
             Some(job) => {
                 let id = job["job_id"].as_i64().unwrap_or_default();
                 let old: Option<JobSettings> = serde_json::from_value(job["settings"].clone()).ok();
-                let diff = old.as_ref().map(|o| changes(o, &p.settings)).unwrap_or_else(|| vec!["settings".into()]);
+                let diff = old
+                    .as_ref()
+                    .map(|o| changes(o, &p.settings))
+                    .unwrap_or_else(|| vec!["settings".into()]);
                 if diff.is_empty() {
                     if !ctx.json() {
                         println!("unchanged job {name} (job_id {id})");
                     }
                     json!({"name": name, "job_id": id, "action": "unchanged", "changes": []})
                 } else {
-                    ctx.post("/api/2.2/jobs/reset", &json!({"job_id": id, "new_settings": body}))
-                        .await
-                        .map_err(|e| located(&docs[p.doc].1, &p.path, e))?;
+                    ctx.post(
+                        "/api/2.2/jobs/reset",
+                        &json!({"job_id": id, "new_settings": body}),
+                    )
+                    .await
+                    .map_err(|e| located(&docs[p.doc].1, &p.path, e))?;
                     if !ctx.json() {
                         println!("updated job {name} (job_id {id}): {}", diff.join("; "));
                     }
@@ -300,20 +388,44 @@ mod tests {
 
     #[test]
     fn changes_name_fields_and_tasks() {
-        let old = settings(json!({"name": "j", "tasks": [{"task_key": "a", "wasm_task": {"module": "m"}}, {"task_key": "b", "wasm_task": {"module": "m"}}]}));
-        let new = settings(json!({"name": "j", "max_concurrent_runs": 3, "tasks": [{"task_key": "a", "wasm_task": {"module": "n"}}, {"task_key": "c", "wasm_task": {"module": "m"}}]}));
+        let old = settings(
+            json!({"name": "j", "tasks": [{"task_key": "a", "wasm_task": {"module": "m"}}, {"task_key": "b", "wasm_task": {"module": "m"}}]}),
+        );
+        let new = settings(
+            json!({"name": "j", "max_concurrent_runs": 3, "tasks": [{"task_key": "a", "wasm_task": {"module": "n"}}, {"task_key": "c", "wasm_task": {"module": "m"}}]}),
+        );
         let c = changes(&old, &new);
-        assert_eq!(c, ["max_concurrent_runs", "added tasks c", "removed tasks b", "changed tasks a"]);
+        assert_eq!(
+            c,
+            [
+                "max_concurrent_runs",
+                "added tasks c",
+                "removed tasks b",
+                "changed tasks a"
+            ]
+        );
         assert!(changes(&old, &old).is_empty());
     }
 
     #[test]
     fn referenced_jobs_deploy_first() {
-        let parent = settings(json!({"name": "parent", "tasks": [{"task_key": "c", "run_job_task": {"job_name": "child"}}]}));
-        let child = settings(json!({"name": "child", "tasks": [{"task_key": "a", "wasm_task": {"module": "m"}}]}));
+        let parent = settings(
+            json!({"name": "parent", "tasks": [{"task_key": "c", "run_job_task": {"job_name": "child"}}]}),
+        );
+        let child = settings(
+            json!({"name": "child", "tasks": [{"task_key": "a", "wasm_task": {"module": "m"}}]}),
+        );
         let jobs = vec![
-            Planned { settings: parent, doc: 0, path: String::new() },
-            Planned { settings: child, doc: 0, path: String::new() },
+            Planned {
+                settings: parent,
+                doc: 0,
+                path: String::new(),
+            },
+            Planned {
+                settings: child,
+                doc: 0,
+                path: String::new(),
+            },
         ];
         assert_eq!(deploy_order(&jobs), [1, 0]);
     }

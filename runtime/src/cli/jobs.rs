@@ -94,7 +94,10 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
                     .map(|j| {
                         vec![
                             j["job_id"].to_string(),
-                            j["settings"]["name"].as_str().unwrap_or_default().to_string(),
+                            j["settings"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
                             output::time(j["created_time"].as_i64().unwrap_or(0)),
                         ]
                     })
@@ -105,18 +108,29 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
         }
         JobsCommand::Get { job } => {
             let id = ctx.job_id(&job).await?;
-            let j = ctx.get("/api/2.2/jobs/get", &[("job_id", id.to_string())]).await?;
+            let j = ctx
+                .get("/api/2.2/jobs/get", &[("job_id", id.to_string())])
+                .await?;
             if ctx.json() {
                 ctx.print_json(&j);
             } else {
-                println!("job {} ({})", id, j["settings"]["name"].as_str().unwrap_or_default());
-                println!("{}", serde_json::to_string_pretty(&j["settings"]).unwrap_or_default());
+                println!(
+                    "job {} ({})",
+                    id,
+                    j["settings"]["name"].as_str().unwrap_or_default()
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&j["settings"]).unwrap_or_default()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         JobsCommand::Delete { job } => {
             let id = ctx.job_id(&job).await?;
-            let out = ctx.post("/api/2.2/jobs/delete", &json!({"job_id": id})).await?;
+            let out = ctx
+                .post("/api/2.2/jobs/delete", &json!({"job_id": id}))
+                .await?;
             if ctx.json() {
                 ctx.print_json(&out);
             } else {
@@ -126,7 +140,12 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
         }
         JobsCommand::Pause { job } => pause(ctx, &job, "pause").await,
         JobsCommand::Resume { job } => pause(ctx, &job, "resume").await,
-        JobsCommand::Run { job, params, wait, idempotency_token } => {
+        JobsCommand::Run {
+            job,
+            params,
+            wait,
+            idempotency_token,
+        } => {
             let id = ctx.job_id(&job).await?;
             let params: BTreeMap<String, String> = params.into_iter().collect();
             let mut body = json!({"job_id": id, "job_parameters": params});
@@ -159,7 +178,9 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
 
 async fn pause(ctx: &Context, job: &str, verb: &str) -> CliResult {
     let id = ctx.job_id(job).await?;
-    let out = ctx.post(&format!("/api/weir/jobs/{verb}"), &json!({"job_id": id})).await?;
+    let out = ctx
+        .post(&format!("/api/weir/jobs/{verb}"), &json!({"job_id": id}))
+        .await?;
     if ctx.json() {
         ctx.print_json(&out);
     } else {

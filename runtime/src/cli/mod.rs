@@ -19,7 +19,12 @@ use std::process::ExitCode;
 #[command(name = "weir", version, about, propagate_version = true)]
 pub struct Cli {
     /// API address of a running node.
-    #[arg(long, global = true, env = "WEIR_HOST", default_value = "http://127.0.0.1:8181")]
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_HOST",
+        default_value = "http://127.0.0.1:8181"
+    )]
     pub host: String,
     /// Bearer token (default: the admin token in `$WEIR_DATA_DIR` or `.weir/admin-token`).
     #[arg(long, global = true, env = "WEIR_TOKEN", hide_env_values = true)]
@@ -70,7 +75,10 @@ pub type CliResult = anyhow::Result<ExitCode>;
 /// Entry point of the `weir` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -29,12 +29,16 @@ pub enum ModulesCommand {
 
 /// The module name a path pushes as: its file stem.
 pub fn default_name(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "module".into())
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "module".into())
 }
 
 /// Uploads a file; returns the API's answer.
 pub async fn push(ctx: &Context, path: &Path, name: &str) -> anyhow::Result<Value> {
-    let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = tokio::fs::read(path)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
     ctx.post_bytes("/api/weir/modules", &[("name", name.to_string())], bytes)
         .await
         .with_context(|| format!("cannot push {}", path.display()))
@@ -49,7 +53,13 @@ pub async fn run(ctx: &Context, cmd: ModulesCommand) -> CliResult {
             if ctx.json() {
                 ctx.print_json(&out);
             } else {
-                println!("{}@{} {} ({} bytes)", name, out["version"], out["digest"].as_str().unwrap_or_default(), out["size"]);
+                println!(
+                    "{}@{} {} ({} bytes)",
+                    name,
+                    out["version"],
+                    out["digest"].as_str().unwrap_or_default(),
+                    out["size"]
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -75,7 +85,10 @@ pub async fn run(ctx: &Context, cmd: ModulesCommand) -> CliResult {
                             .collect()
                     })
                     .unwrap_or_default();
-                print!("{}", output::table(&["NAME", "VERSION", "DIGEST", "SIZE", "PUSHED"], &rows));
+                print!(
+                    "{}",
+                    output::table(&["NAME", "VERSION", "DIGEST", "SIZE", "PUSHED"], &rows)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -69,8 +69,17 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// A run with its tasks.
 pub fn run(v: &Value) -> String {
     let mut out = String::new();
-    let job = v["job_id"].as_i64().map(|j| format!(" (job {j})")).unwrap_or_default();
-    let _ = writeln!(out, "run {} of {}{job}: {}", v["run_id"], s(&v["run_name"]), state(v));
+    let job = v["job_id"]
+        .as_i64()
+        .map(|j| format!(" (job {j})"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "run {} of {}{job}: {}",
+        v["run_id"],
+        s(&v["run_name"]),
+        state(v)
+    );
     let msg = v["state"]["state_message"].as_str().unwrap_or_default();
     if !msg.is_empty() {
         let _ = writeln!(out, "  {msg}");
@@ -87,7 +96,10 @@ pub fn run(v: &Value) -> String {
         }
     );
     if let Some(params) = v["job_parameters"].as_array().filter(|p| !p.is_empty()) {
-        let list: Vec<String> = params.iter().map(|p| format!("{}={}", s(&p["name"]), s(&p["value"]))).collect();
+        let list: Vec<String> = params
+            .iter()
+            .map(|p| format!("{}={}", s(&p["name"]), s(&p["value"])))
+            .collect();
         let _ = writeln!(out, "  parameters: {}", list.join(" "));
     }
     if let Some(repairs) = v["repair_history"].as_array().filter(|r| !r.is_empty()) {
@@ -112,7 +124,12 @@ pub fn run(v: &Value) -> String {
                     let values = t["values"]
                         .as_object()
                         .filter(|m| !m.is_empty())
-                        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
+                        .map(|m| {
+                            m.iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
                         .unwrap_or_default();
                     vec![
                         s(&t["task_key"]),
@@ -129,7 +146,12 @@ pub fn run(v: &Value) -> String {
         .unwrap_or_default();
     if !rows.is_empty() {
         out.push('\n');
-        out.push_str(&table(&["TASK", "ATTEMPT", "TASK RUN", "STATE", "DURATION", "VALUES", "MESSAGE"], &rows));
+        out.push_str(&table(
+            &[
+                "TASK", "ATTEMPT", "TASK RUN", "STATE", "DURATION", "VALUES", "MESSAGE",
+            ],
+            &rows,
+        ));
     }
     out
 }
@@ -157,7 +179,10 @@ mod tests {
                        "run_duration": 12, "values": {"rows": 20}}]
         });
         let text = run(&v);
-        assert!(text.starts_with("run 5 of orders (job 1): TERMINATED SUCCESS"), "{text}");
+        assert!(
+            text.starts_with("run 5 of orders (job 1): TERMINATED SUCCESS"),
+            "{text}"
+        );
         assert!(text.contains("ingest"), "{text}");
         assert!(text.contains("rows=20"), "{text}");
     }

@@ -75,7 +75,12 @@ pub enum RunsCommand {
 /// Runs a runs command.
 pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
     match cmd {
-        RunsCommand::List { job, active, completed, limit } => {
+        RunsCommand::List {
+            job,
+            active,
+            completed,
+            limit,
+        } => {
             let mut q = vec![
                 ("limit", limit.to_string()),
                 ("active_only", active.to_string()),
@@ -105,7 +110,13 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
                             .collect()
                     })
                     .unwrap_or_default();
-                print!("{}", output::table(&["RUN ID", "JOB", "STATE", "TRIGGER", "STARTED", "DURATION"], &rows));
+                print!(
+                    "{}",
+                    output::table(
+                        &["RUN ID", "JOB", "STATE", "TRIGGER", "STARTED", "DURATION"],
+                        &rows
+                    )
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -113,7 +124,10 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
             let run = ctx
                 .get(
                     "/api/2.2/jobs/runs/get",
-                    &[("run_id", run_id.to_string()), ("include_history", history.to_string())],
+                    &[
+                        ("run_id", run_id.to_string()),
+                        ("include_history", history.to_string()),
+                    ],
                 )
                 .await?;
             if ctx.json() {
@@ -125,7 +139,8 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
         }
         RunsCommand::Logs { run_id, task } => logs(ctx, run_id, task.as_deref()).await,
         RunsCommand::Cancel { run_id, wait } => {
-            ctx.post("/api/2.2/jobs/runs/cancel", &json!({"run_id": run_id})).await?;
+            ctx.post("/api/2.2/jobs/runs/cancel", &json!({"run_id": run_id}))
+                .await?;
             if wait {
                 let run = ctx.wait_run(run_id).await?;
                 if ctx.json() {
@@ -140,7 +155,14 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
-        RunsCommand::Repair { run_id, tasks, all_failed, rerun_dependents, params, wait } => {
+        RunsCommand::Repair {
+            run_id,
+            tasks,
+            all_failed,
+            rerun_dependents,
+            params,
+            wait,
+        } => {
             let params: BTreeMap<String, String> = params.into_iter().collect();
             let body = json!({
                 "run_id": run_id,
@@ -170,7 +192,9 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
 }
 
 async fn logs(ctx: &Context, run_id: i64, task: Option<&str>) -> CliResult {
-    let run = ctx.get("/api/2.2/jobs/runs/get", &[("run_id", run_id.to_string())]).await?;
+    let run = ctx
+        .get("/api/2.2/jobs/runs/get", &[("run_id", run_id.to_string())])
+        .await?;
     // A task run id shows that task run; a job run id shows every (or the chosen) task.
     let task_runs: Vec<Value> = match run["tasks"].as_array() {
         Some(tasks) => tasks
@@ -188,7 +212,12 @@ async fn logs(ctx: &Context, run_id: i64, task: Option<&str>) -> CliResult {
     let mut outputs = Vec::new();
     for t in &task_runs {
         let id = t["run_id"].as_i64().unwrap_or_default();
-        let out = ctx.get("/api/2.2/jobs/runs/get-output", &[("run_id", id.to_string())]).await?;
+        let out = ctx
+            .get(
+                "/api/2.2/jobs/runs/get-output",
+                &[("run_id", id.to_string())],
+            )
+            .await?;
         if !ctx.json() {
             println!(
                 "==> {} (attempt {}, task run {id}): {}",

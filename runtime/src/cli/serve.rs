@@ -32,9 +32,13 @@ pub struct ServeArgs {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Runs a node until SIGINT or SIGTERM.
@@ -42,7 +46,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
     init_tracing();
     let file = match &args.config {
         Some(p) => FileConfig::read(p)?,
-        None if std::path::Path::new("weir.toml").exists() => FileConfig::read("weir.toml".as_ref())?,
+        None if std::path::Path::new("weir.toml").exists() => {
+            FileConfig::read("weir.toml".as_ref())?
+        }
         None => FileConfig::default(),
     };
     let explicit = FileConfig {

@@ -24,8 +24,8 @@ impl RunState {
         let mut iters = self.iterations.remove(&id).unwrap_or_default();
         iters.resize(inputs.max(iters.len()), Vec::new());
         let mut changed = false;
-        for idx in 0..iters.len() {
-            let Some(&last) = iters[idx].last() else {
+        for attempts in iters.iter_mut() {
+            let Some(&last) = attempts.last() else {
                 continue;
             };
             changed |= match self.rows[&last].life_cycle_state {
@@ -38,7 +38,7 @@ impl RunState {
                 LifeCycleState::Running if !self.executing.contains(&last) => {
                     self.advance_running(last, now, fx)
                 }
-                s if s.is_final() => self.retry_if_due(last, now, |_, new| iters[idx].push(new)),
+                s if s.is_final() => self.retry_if_due(last, now, |_, new| attempts.push(new)),
                 _ => false,
             };
         }

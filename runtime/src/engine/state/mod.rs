@@ -274,7 +274,7 @@ impl RunState {
         let &last = self.current[i].last()?;
         let row = &self.rows[&last];
         (row.is_final() && !self.should_retry(last))
-            .then(|| row.result_state)
+            .then_some(row.result_state)
             .flatten()
     }
 
