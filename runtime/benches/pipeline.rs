@@ -114,8 +114,16 @@ fn machine() -> String {
     format!("{n} x {cpu}")
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // As the `weir` binary does: library errors (every task exit) capture no backtrace.
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
     let module = testtask();
     let dir = tempfile::tempdir().unwrap();
     let explicit = FileConfig {

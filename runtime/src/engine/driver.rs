@@ -3,8 +3,8 @@
 
 use super::Shared;
 use super::state::{ChildResult, Effect, RunState, StopReason};
-use crate::exec::{CancelHandle, ExitStatus, Outcome};
-use crate::store::{RunId, RunSnapshot, StoreError, TaskLogs};
+use crate::exec::{CancelHandle, Outcome};
+use crate::store::{RunId, RunSnapshot, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,21 +186,11 @@ impl Driver {
                     .attempt_id
                     .parse()
                     .expect("attempt ids are task run ids");
-                let attempt = self.shared.executor.start(*inv);
-                self.attempts.insert(id, attempt.cancel);
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    let outcome = attempt.outcome.await.unwrap_or_else(|e| Outcome {
-                        status: ExitStatus::Failed {
-                            message: format!("executor failure: {e}"),
-                            exit_code: None,
-                        },
-                        values: Default::default(),
-                        logs: TaskLogs::default(),
-                        duration: Duration::ZERO,
-                    });
+                let cancel = self.shared.executor.start_then(*inv, move |outcome| {
                     let _ = tx.send(DriverMsg::Outcome(id, outcome));
                 });
+                self.attempts.insert(id, cancel);
             }
             Effect::StartChild {
                 task_run_id,

@@ -18,9 +18,11 @@ pub(crate) const MAX_VALUE_BYTES: usize = 48 * 1024;
 pub(crate) fn read(path: &Path) -> Result<BTreeMap<String, Value>, String> {
     use std::io::Read;
     let unreadable = |e: std::io::Error| format!("cannot read the task values file: {e}");
-    // Most tasks set no values: a stat answers without opening the file.
-    let size = match std::fs::metadata(path) {
-        Ok(meta) => meta.len(),
+    // Most tasks set no values: an lstat (which never follows a symlink) answers without
+    // opening the file.
+    let size = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => meta.len(),
+        Ok(_) => return Err("the task values file is not a regular file".into()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(unreadable(e)),
     };
@@ -32,11 +34,12 @@ pub(crate) fn read(path: &Path) -> Result<BTreeMap<String, Value>, String> {
             "task values file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes (16 MiB)"
         ));
     }
+    let Some(file) = super::workdir::open_output(path).map_err(unreadable)? else {
+        return Ok(BTreeMap::new());
+    };
     let mut bytes = Vec::with_capacity(size as usize);
     // Bounded even if the file changed after the size check.
-    std::fs::File::open(path)
-        .map_err(unreadable)?
-        .take(MAX_FILE_BYTES + 1)
+    file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {

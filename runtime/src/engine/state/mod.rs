@@ -253,12 +253,16 @@ impl RunState {
 
     fn task_of(&self, id: RunId) -> Option<&Task> {
         let row = self.rows.get(&id)?;
+        let top = |key: &str| {
+            self.graph
+                .index_of(key)
+                .map(|i| &self.run.plan.settings.tasks[i])
+        };
         match row.iteration {
-            None => self.run.plan.settings.task(&row.task_key),
+            None => top(&row.task_key),
             Some(it) => {
                 let parent = self.rows.get(&it.parent_task_run_id)?;
-                let fe = self.run.plan.settings.task(&parent.task_key)?;
-                Some(&fe.for_each_task.as_ref()?.task)
+                Some(&top(&parent.task_key)?.for_each_task.as_ref()?.task)
             }
         }
     }

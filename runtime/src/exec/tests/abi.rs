@@ -203,21 +203,40 @@ async fn a_missing_mount_source_fails_the_attempt() {
 }
 
 #[tokio::test]
-async fn the_attempt_directory_is_removed_afterwards() {
+async fn the_attempt_directory_is_reset_for_the_next_attempt() {
     let f = Fixture::new();
     let digest = f
         .push(&guests::values("{\"key\":\"a\",\"value\":1}", 0))
         .await;
-    let inv = invocation(&digest);
-    let attempt_dir = f.work_dir().join(&inv.attempt_id);
-    let outcome = f.run(inv).await;
+    let outcome = f.run(invocation(&digest)).await;
     assert_eq!(outcome.status, ExitStatus::Success);
-    wait_until("the attempt directory is removed", || !attempt_dir.exists()).await;
     let work_dir = f.work_dir();
-    wait_until("the work directory is empty", || {
-        std::fs::read_dir(&work_dir).unwrap().count() == 0
-    })
-    .await;
+    let reset = || {
+        let slots: Vec<_> = std::fs::read_dir(&work_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        slots.len() == 1 && {
+            let mut names: Vec<String> = std::fs::read_dir(&slots[0])
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names == ["context.json", "output.jsonl"]
+                && std::fs::metadata(slots[0].join("output.jsonl"))
+                    .unwrap()
+                    .len()
+                    == 0
+        }
+    };
+    wait_until("the attempt directory is reset", reset).await;
+    let outcome = f.run(invocation(&digest)).await;
+    assert_eq!(
+        outcome.values.get("a"),
+        Some(&serde_json::json!(1)),
+        "no value leaks from the last attempt either"
+    );
+    wait_until("the one slot is reused", reset).await;
 }
 
 #[tokio::test]

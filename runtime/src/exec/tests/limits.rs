@@ -10,11 +10,14 @@ async fn an_infinite_loop_is_stopped_by_its_time_limit() {
     let digest = f.push(guests::LOOP).await;
     let mut inv = invocation(&digest);
     inv.timeout = Some(Duration::from_millis(100));
-    let attempt_dir = f.work_dir().join(&inv.attempt_id);
     let outcome = f.run(inv).await;
     assert_eq!(outcome.status, ExitStatus::TimedOut);
     assert_eq!(f.executor.instances_alive(), 0);
-    wait_until("the attempt directory is removed", || !attempt_dir.exists()).await;
+    let work_dir = f.work_dir();
+    wait_until("the attempt directory is removed", || {
+        std::fs::read_dir(&work_dir).unwrap().count() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -22,7 +25,6 @@ async fn an_infinite_loop_is_stopped_by_cancel() {
     let f = Fixture::new();
     let digest = f.push(guests::LOOP).await;
     let inv = invocation(&digest);
-    let attempt_dir = f.work_dir().join(&inv.attempt_id);
     let attempt = f.executor.start(inv);
     wait_until("the guest runs", || f.executor.instances_alive() == 1).await;
     attempt.cancel.cancel();
@@ -32,7 +34,11 @@ async fn an_infinite_loop_is_stopped_by_cancel() {
         .unwrap();
     assert_eq!(outcome.status, ExitStatus::Canceled);
     assert_eq!(f.executor.instances_alive(), 0);
-    wait_until("the attempt directory is removed", || !attempt_dir.exists()).await;
+    let work_dir = f.work_dir();
+    wait_until("the attempt directory is removed", || {
+        std::fs::read_dir(&work_dir).unwrap().count() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -40,7 +46,6 @@ async fn a_guest_sleeping_in_poll_oneoff_is_stopped_by_cancel() {
     let f = Fixture::new();
     let digest = f.push(guests::SLEEP).await;
     let inv = invocation(&digest);
-    let attempt_dir = f.work_dir().join(&inv.attempt_id);
     let attempt = f.executor.start(inv);
     wait_until("the guest sleeps", || f.executor.instances_alive() == 1).await;
     attempt.cancel.cancel();
@@ -50,7 +55,11 @@ async fn a_guest_sleeping_in_poll_oneoff_is_stopped_by_cancel() {
         .unwrap();
     assert_eq!(outcome.status, ExitStatus::Canceled);
     assert_eq!(f.executor.instances_alive(), 0);
-    wait_until("the attempt directory is removed", || !attempt_dir.exists()).await;
+    let work_dir = f.work_dir();
+    wait_until("the attempt directory is removed", || {
+        std::fs::read_dir(&work_dir).unwrap().count() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
