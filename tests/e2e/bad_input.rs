@@ -181,3 +181,51 @@ fn the_api_needs_the_admin_token() {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(token).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn oversized_uploads_and_requests_are_refused() {
+    let w = Weir::start_with_config("max_module_bytes = 100000\nmax_request_bytes = 4096\n");
+    let out = w.cli(&["modules", "push", module("testtask").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("larger than the limit of 100000 bytes"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("REQUEST_LIMIT_EXCEEDED"), "{stderr}");
+    let (_, modules) = w.cli_json(&["modules", "list"]);
+    assert_eq!(modules["modules"], json!([]));
+    let big = json!({"name": "x".repeat(10_000), "tasks": []});
+    let (status, err) = w.http("POST", "/api/2.2/jobs/create", Some(big), None);
+    assert_eq!(status, 413);
+    assert_eq!(err["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(jobs_count(&w), 0);
+}
+
+#[test]
+fn malformed_queries_and_bodies_get_jobs_api_errors_too() {
+    let w = Weir::start();
+    let (status, err) = w.http("GET", "/api/2.2/jobs/get", None, None);
+    assert_eq!(status, 400);
+    assert!(err["message"].as_str().unwrap().contains("job_id"), "{err}");
+    let (status, err) = w.http("GET", "/api/2.2/jobs/runs/get?run_id=abc", None, None);
+    assert_eq!(status, 400);
+    assert_eq!(err["error_code"], "INVALID_PARAMETER_VALUE");
+    let (status, err) = w.http_raw(
+        "POST",
+        "/api/2.2/jobs/create",
+        Some(b"{not json".to_vec()),
+        None,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        err["message"].as_str().unwrap().contains("request body"),
+        "{err}"
+    );
+    let (status, err) = w.http("GET", "/api/2.2/jobs/create", None, None);
+    assert_eq!(status, 405);
+    assert!(err["error_code"].is_string());
+    let (status, err) = w.http("GET", "/api/2.2/jobs/nope", None, None);
+    assert_eq!(status, 404);
+    assert_eq!(err["error_code"], "RESOURCE_DOES_NOT_EXIST");
+}

@@ -61,18 +61,30 @@ pub struct Weir {
     pub token: String,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    config: Option<PathBuf>,
 }
 
 impl Weir {
     /// Starts a node on a fresh data dir.
     pub fn start() -> Weir {
+        Weir::start_with_config("")
+    }
+
+    /// Starts a node whose `weir.toml` holds `toml`.
+    pub fn start_with_config(toml: &str) -> Weir {
         let dir = tempfile::tempdir().unwrap();
+        let config = (!toml.is_empty()).then(|| {
+            let p = dir.path().join("weir.toml");
+            std::fs::write(&p, toml).unwrap();
+            p
+        });
         let mut w = Weir {
             dir,
             host: String::new(),
             token: String::new(),
             child: None,
             log: Arc::default(),
+            config,
         };
         w.spawn();
         w
@@ -80,9 +92,13 @@ impl Weir {
 
     /// Starts the node process (again) on the same data dir.
     pub fn spawn(&mut self) {
-        let mut child = Command::new(weir_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.dir.path())
+        let mut cmd = Command::new(weir_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.dir.path());
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
             .env("WEIR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -196,6 +212,22 @@ impl Weir {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (u16, Value) {
+        self.http_raw(
+            method,
+            path,
+            body.map(|b| b.to_string().into_bytes()),
+            token,
+        )
+    }
+
+    /// An HTTP request with a raw JSON body.
+    pub fn http_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let client = reqwest::blocking::Client::new();
         let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.host));
         if let Some(t) = token
@@ -205,7 +237,7 @@ impl Weir {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.header("content-type", "application/json").body(b);
         }
         let resp = req.send().unwrap();
         let status = resp.status().as_u16();

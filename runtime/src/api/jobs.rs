@@ -2,13 +2,12 @@
 //! pause/resume.
 
 use super::error::{ApiError, ApiResult};
-use super::{Shared, parse_body, render};
+use super::{ApiQuery, Body, Shared, parse_body, render};
 use crate::engine::RunRequest;
 use crate::spec::{self, JobSettings, ModuleRef, PathPolicy, PauseStatus, TaskKind};
 use crate::store::{JobId, JobRecord, Page};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Query;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -96,7 +95,7 @@ async fn name_conflict(
 }
 
 /// `POST jobs/create`.
-pub async fn create(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn create(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let settings = spec::settings_from_json("request body", body_text(&body)?, "")?;
     check_references(&state, &settings, "").await?;
     name_conflict(&state, &settings, None).await?;
@@ -116,7 +115,7 @@ pub struct JobIdQuery {
 }
 
 /// `GET jobs/get`.
-pub async fn get(state: Shared, Query(q): Query<JobIdQuery>) -> ApiResult<Json<Value>> {
+pub async fn get(state: Shared, ApiQuery(q): ApiQuery<JobIdQuery>) -> ApiResult<Json<Value>> {
     Ok(Json(render::job(&load_job(&state, q.job_id).await?, true)))
 }
 
@@ -146,7 +145,7 @@ pub(crate) fn page_start(offset: Option<u64>, token: Option<&str>) -> ApiResult<
 }
 
 /// `GET jobs/list`.
-pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -180,7 +179,7 @@ struct ResetBody {
 }
 
 /// `POST jobs/reset`: replaces all settings.
-pub async fn reset(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn reset(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let ResetBody { job_id, .. } = parse_body(&body)?;
     let settings = spec::settings_from_json("request body", body_text(&body)?, "new_settings")?;
     load_job(&state, job_id).await?;
@@ -256,7 +255,7 @@ fn merge_update(
 }
 
 /// `POST jobs/update`: changes some settings.
-pub async fn update(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn update(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let u: UpdateBody = parse_body(&body)?;
     let job = load_job(&state, u.job_id).await?;
     let merged = merge_update(
@@ -282,7 +281,7 @@ struct JobIdBody {
 }
 
 /// `POST jobs/delete`: cancels the job's active runs and deletes it (its run history stays).
-pub async fn delete(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn delete(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let JobIdBody { job_id } = parse_body(&body)?;
     load_job(&state, job_id).await?;
     state.engine.cancel_all(job_id).await?;
@@ -319,7 +318,7 @@ pub(crate) fn string_map<'de, D: serde::Deserializer<'de>>(
 }
 
 /// `POST jobs/run-now`.
-pub async fn run_now(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn run_now(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let b: RunNowBody = parse_body(&body)?;
     if let Some(t) = &b.idempotency_token
         && (t.is_empty() || t.len() > 64)
@@ -371,12 +370,12 @@ async fn set_pause(state: Shared, body: Bytes, status: PauseStatus) -> ApiResult
 }
 
 /// `POST /api/weir/jobs/pause`.
-pub async fn pause(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn pause(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     set_pause(state, body, PauseStatus::Paused).await
 }
 
 /// `POST /api/weir/jobs/resume`.
-pub async fn resume(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn resume(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     set_pause(state, body, PauseStatus::Unpaused).await
 }
 

@@ -69,6 +69,13 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
         .nest("/api/2.1/jobs", jobs)
         .nest("/api/weir", weir)
         .fallback(|| async { ApiError::not_found("no such API path") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                code: "BAD_REQUEST",
+                message: "this API path does not take that HTTP method".into(),
+            }
+        })
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             auth::require_token,
@@ -88,6 +95,56 @@ async fn healthz(
         "node_id": state.engine.node_id(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
+}
+
+/// A request body, refused with a Jobs API error when too large or unreadable.
+pub(crate) struct Body(pub Bytes);
+
+impl axum::extract::FromRequest<Arc<AppState>> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let module = req.uri().path().ends_with("/modules");
+        match <Bytes as axum::extract::FromRequest<_>>::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::too_large(if module {
+                    format!(
+                        "the module is larger than the limit of {} bytes (max_module_bytes)",
+                        state.max_module_bytes
+                    )
+                } else {
+                    format!(
+                        "the request body is larger than the limit of {} bytes (max_request_bytes)",
+                        state.max_request_bytes
+                    )
+                }))
+            }
+            Err(e) => Err(ApiError::malformed(format!(
+                "cannot read the request body: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// Query parameters, refused with a Jobs API error when missing or malformed.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::invalid(format!("query parameters: {}", e.body_text())))
+    }
 }
 
 /// Parses a JSON request body, with the line and column of a problem.

@@ -1,12 +1,10 @@
 //! `/api/weir/modules`: upload (validated, compiled, stored) and listing of wasm modules.
 
 use super::error::{ApiError, ApiResult};
-use super::{Shared, render};
+use super::{ApiQuery, Body, Shared, render};
 use crate::exec::ModuleError;
 use crate::modules::PushError;
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::Query;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -20,8 +18,8 @@ pub struct PushQuery {
 /// `POST /api/weir/modules?name=NAME` with the wasm bytes as the body.
 pub async fn push(
     state: Shared,
-    Query(q): Query<PushQuery>,
-    body: Bytes,
+    ApiQuery(q): ApiQuery<PushQuery>,
+    Body(body): Body,
 ) -> ApiResult<Json<Value>> {
     if body.is_empty() {
         return Err(ApiError::invalid(
@@ -58,7 +56,7 @@ pub struct ListQuery {
 }
 
 /// `GET /api/weir/modules`: every named version.
-pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
     let versions = state
         .engine
         .store()
@@ -81,7 +79,7 @@ pub struct GetQuery {
 }
 
 /// `GET /api/weir/modules/get`.
-pub async fn get(state: Shared, Query(q): Query<GetQuery>) -> ApiResult<Json<Value>> {
+pub async fn get(state: Shared, ApiQuery(q): ApiQuery<GetQuery>) -> ApiResult<Json<Value>> {
     let store = state.engine.store();
     match (q.digest, q.name) {
         (Some(d), None) => {

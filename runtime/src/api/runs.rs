@@ -4,13 +4,11 @@
 use super::error::{ApiError, ApiResult};
 use super::jobs::{page_start, string_map};
 use super::render::{self, RunView};
-use super::{Shared, parse_body};
+use super::{ApiQuery, Body, Shared, parse_body};
 use crate::engine::RepairRequest;
 use crate::spec::{self, JobSettings};
 use crate::store::{JobId, RunFilter, RunId, RunSnapshot};
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::Query;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -45,7 +43,7 @@ struct SubmitBody {
 }
 
 /// `POST runs/submit`.
-pub async fn submit(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn submit(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let b: SubmitBody = parse_body(&body)?;
     let doc = json!({
         "name": b.run_name.unwrap_or_else(|| "Untitled".into()),
@@ -85,7 +83,7 @@ fn render_found(snap: &RunSnapshot, task: Option<usize>, view: RunView) -> Value
 }
 
 /// `GET runs/get`: a job run, or a task run by its own id.
-pub async fn get(state: Shared, Query(q): Query<GetQuery>) -> ApiResult<Json<Value>> {
+pub async fn get(state: Shared, ApiQuery(q): ApiQuery<GetQuery>) -> ApiResult<Json<Value>> {
     let (snap, task) = find(&state, q.run_id).await?;
     Ok(Json(render_found(&snap, task, view(&q))))
 }
@@ -100,7 +98,7 @@ pub struct WaitQuery {
 
 /// `GET /api/weir/runs/wait`: answers when the run is final, or after `timeout_seconds`
 /// (default 30, at most 300) with its current state.
-pub async fn wait(state: Shared, Query(q): Query<WaitQuery>) -> ApiResult<Json<Value>> {
+pub async fn wait(state: Shared, ApiQuery(q): ApiQuery<WaitQuery>) -> ApiResult<Json<Value>> {
     let timeout = Duration::from_secs(q.timeout_seconds.unwrap_or(30).min(300));
     let snap = state.engine.wait(q.run_id, timeout).await?;
     let view = RunView {
@@ -134,7 +132,7 @@ pub struct ListQuery {
 }
 
 /// `GET runs/list`: newest first.
-pub async fn list(state: Shared, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(25);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -195,7 +193,7 @@ struct RunIdBody {
 }
 
 /// `POST runs/cancel`.
-pub async fn cancel(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn cancel(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let RunIdBody { run_id } = parse_body(&body)?;
     state.engine.cancel(run_id).await?;
     Ok(Json(json!({})))
@@ -212,7 +210,7 @@ struct CancelAllBody {
 }
 
 /// `POST runs/cancel-all`: every active and queued run of a job.
-pub async fn cancel_all(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn cancel_all(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let b: CancelAllBody = parse_body(&body)?;
     if state.engine.store().get_job(b.job_id).await?.is_none() {
         return Err(ApiError::not_found(format!(
@@ -242,7 +240,7 @@ struct RepairBody {
 }
 
 /// `POST runs/repair`.
-pub async fn repair(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn repair(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let b: RepairBody = parse_body(&body)?;
     if b.rerun_all_failed_tasks && !b.rerun_tasks.is_empty() {
         return Err(ApiError::invalid(
@@ -272,7 +270,10 @@ pub struct OutputQuery {
 }
 
 /// `GET runs/get-output`: logs, error and task values of one task run.
-pub async fn get_output(state: Shared, Query(q): Query<OutputQuery>) -> ApiResult<Json<Value>> {
+pub async fn get_output(
+    state: Shared,
+    ApiQuery(q): ApiQuery<OutputQuery>,
+) -> ApiResult<Json<Value>> {
     let (snap, task) = find(&state, q.run_id).await?;
     let Some(i) = task else {
         let tasks: Vec<String> = render::visible_tasks(&snap, false)
@@ -322,7 +323,7 @@ pub async fn get_output(state: Shared, Query(q): Query<OutputQuery>) -> ApiResul
 }
 
 /// `POST runs/delete`: a finished run and its task runs.
-pub async fn delete(state: Shared, body: Bytes) -> ApiResult<Json<Value>> {
+pub async fn delete(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let RunIdBody { run_id } = parse_body(&body)?;
     state.engine.store().delete_run(run_id).await?;
     Ok(Json(json!({})))
