@@ -1,16 +1,16 @@
-//! End-to-end benchmarks of a node, as an HTTP client sees it (durable SQLite store, default
-//! settings):
+//! End-to-end benchmarks of a real `weir serve` process, as an HTTP client sees it (durable
+//! SQLite store, default settings):
 //! - a job of 40 chained tasks each computing fib(10): run-now to terminated;
 //! - a run of 400 independent trivial tasks: task runs per second;
-//! - the node's memory when no task runs.
+//! - the node's memory when no task runs (instances alive: 0).
 //!
 //! Needs the test task module: `cargo build --release --target wasm32-wasip1 -p weir-test-tasks`.
 //! Run: `cargo bench -p weir-runtime --bench pipeline`.
 
 use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use weir::config::{FileConfig, ServeConfig};
-use weir::serve::Node;
 
 const CHAIN_RUNS: usize = 50;
 const FANOUT_RUNS: usize = 10;
@@ -115,31 +115,56 @@ fn machine() -> String {
 }
 
 fn main() {
-    // As the `weir` binary does: library errors (every task exit) capture no backtrace.
-    // SAFETY: no other thread exists yet.
-    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    tokio::runtime::Runtime::new()
-        .expect("a runtime")
-        .block_on(bench());
-}
-
-async fn bench() {
     let module = testtask();
     let dir = tempfile::tempdir().unwrap();
-    let explicit = FileConfig {
-        data_dir: Some(dir.path().to_path_buf()),
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        ..Default::default()
+    let mut node = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weir serve starts");
+    let stderr = BufReader::new(node.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let addr = loop {
+        let line = lines.next().expect("weir serve logs its address").unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
     };
-    let node = Node::start(ServeConfig::resolve(explicit, FileConfig::default()).unwrap())
-        .await
-        .unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let pid = node.id();
+    let rss_started = rss_kib(pid);
+    let token = std::fs::read_to_string(dir.path().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Client {
         http: reqwest::Client::new(),
-        base: format!("http://{}", node.addr),
-        token: node.admin_token.clone(),
+        base: addr,
+        token,
     };
-    let wasm = std::fs::read(&module).unwrap();
+    let report = runtime.block_on(bench(&client, &module, pid));
+    let _ = node.kill();
+    let _ = node.wait();
+    println!(
+        "weir pipeline benchmark — {} — {}",
+        machine(),
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
+    println!("{report}");
+    println!(
+        "idle node RSS right after start: {} MiB",
+        rss_started / 1024
+    );
+}
+
+async fn bench(client: &Client, module: &std::path::Path, pid: u32) -> String {
+    let wasm = std::fs::read(module).unwrap();
     let pushed: Value = client
         .http
         .post(format!("{}/api/weir/modules?name=testtask", client.base))
@@ -182,7 +207,7 @@ async fn bench() {
         .as_i64()
         .unwrap();
 
-    // Warm-up: compiles nothing (the artifact is cached at upload) but fills caches.
+    // Warm-up: nothing compiles (the artifact is cached at upload) but caches fill.
     client.run(chain_job).await;
     let mut chain_times = Vec::new();
     for _ in 0..CHAIN_RUNS {
@@ -202,32 +227,29 @@ async fn bench() {
     fanout_rates.sort_by(f64::total_cmp);
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_kib(std::process::id());
-    let alive = node.engine.executor().instances_alive();
-
-    println!(
-        "weir pipeline benchmark — {} — {}",
-        machine(),
-        chrono::Utc::now().format("%Y-%m-%d")
-    );
-    println!("40 chained fib(10) tasks, run-now -> terminated ({CHAIN_RUNS} runs):");
-    println!(
-        "  p50 {:.1} ms   p99 {:.1} ms   min {:.1} ms   max {:.1} ms",
+    let health = client.get("/healthz", &[]).await;
+    let busy_rss = rss_kib(pid);
+    // An idle node hands freed heap memory back within its 10 s idle check.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let idle_rss = rss_kib(pid);
+    format!(
+        "40 chained fib(10) tasks, run-now -> terminated ({CHAIN_RUNS} runs):\n  \
+         p50 {:.1} ms   p99 {:.1} ms   min {:.1} ms   max {:.1} ms\n\
+         400 independent trivial tasks in one run ({FANOUT_RUNS} runs):\n  \
+         median {:.0} task runs/s   worst {:.0}   best {:.0}\n\
+         right after the runs: RSS {} MiB, instances alive {}, modules cached {}, allocator {}\n\
+         idle 12 s later: RSS {} MiB",
         percentile(&chain_times, 0.5).as_secs_f64() * 1e3,
         percentile(&chain_times, 0.99).as_secs_f64() * 1e3,
         chain_times[0].as_secs_f64() * 1e3,
         chain_times[chain_times.len() - 1].as_secs_f64() * 1e3,
-    );
-    println!("400 independent trivial tasks in one run ({FANOUT_RUNS} runs):");
-    println!(
-        "  median {:.0} task runs/s   worst {:.0}   best {:.0}",
         fanout_rates[fanout_rates.len() / 2],
         fanout_rates[0],
-        fanout_rates[fanout_rates.len() - 1]
-    );
-    println!(
-        "idle node (API + engine + executor in this process): RSS {} MiB, instances alive {alive}",
-        idle_rss / 1024
-    );
-    node.shutdown().await;
+        fanout_rates[fanout_rates.len() - 1],
+        busy_rss / 1024,
+        health["instances_alive"],
+        health["modules_cached"],
+        health["allocator"],
+        idle_rss / 1024,
+    )
 }

@@ -78,6 +78,24 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
     Ok(f)
 }
 
+/// While the node is idle (no run coordinated, no instance alive), hands the heap memory freed
+/// by the last runs back to the system once, so an idle node holds little.
+async fn release_idle_memory(engine: Engine) {
+    let mut released = false;
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let idle = engine.active_runs() == 0 && engine.executor().instances_alive() == 0;
+        if idle && !released {
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim only returns free heap pages to the kernel; it is thread-safe.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        released = idle;
+    }
+}
+
 impl Node {
     /// Starts a node: opens the stores, recovers its runs, and serves the API.
     pub async fn start(config: ServeConfig) -> anyhow::Result<Node> {
@@ -143,6 +161,7 @@ impl Node {
                 })
                 .await
         });
+        tokio::spawn(release_idle_memory(engine.clone()));
         Ok(Node {
             addr,
             engine,

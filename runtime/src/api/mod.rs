@@ -90,10 +90,15 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
 async fn healthz(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
 ) -> axum::Json<serde_json::Value> {
+    let executor = state.engine.executor();
     axum::Json(serde_json::json!({
         "status": "ok",
         "node_id": state.engine.node_id(),
         "version": env!("CARGO_PKG_VERSION"),
+        "runs_coordinated": state.engine.active_runs(),
+        "instances_alive": executor.instances_alive(),
+        "modules_cached": executor.modules_cached(),
+        "allocator": executor.allocator(),
     }))
 }
 
