@@ -2,10 +2,12 @@
 //! memory) and from zero (artifact on disk only), the raw instantiate+call cost of wasmtime
 //! for comparison, and the process RSS around it.
 //!
-//! The per-attempt `/weir` directory is created and removed on the work directory's file
-//! system, which dominates the warm latency, so the attempts are measured twice: with the
-//! work directory on the temporary directory's file system, and on tmpfs (`/dev/shm`) when
-//! there is one.
+//! Attempts are started the way the engine starts them: from a task on the executor's own
+//! runtime (where the engine's run drivers live). The warm case is also measured from a caller
+//! on another runtime, to show what the cross-thread hand-off costs. The per-attempt `/weir`
+//! directories come from a pool on the work directory's file system; the attempts are measured
+//! with the work directory on the temporary directory's file system, and on tmpfs
+//! (`/dev/shm`) when there is one.
 //!
 //! Run with `cargo bench -p weir-runtime --bench executor`; prints a table.
 
@@ -24,6 +26,7 @@ const TRIVIAL: &str = r#"(module (memory (export "memory") 1) (func (export "_st
 /// Latencies of one executor, and what it loaded.
 struct Measured {
     warm: Vec<Duration>,
+    warm_other_runtime: Vec<Duration>,
     cold: Vec<Duration>,
     loads: ModuleLoads,
 }
@@ -66,7 +69,7 @@ fn main() {
         chrono::Utc::now().to_rfc3339()
     );
     println!(
-        "machine: {threads} CPUs, {}; allocator: {allocator}; caller on its own runtime",
+        "machine: {threads} CPUs, {}; allocator: {allocator}; attempts started from the executor's runtime, as the engine does",
         cpu_model()
     );
     println!();
@@ -78,6 +81,10 @@ fn main() {
     row(
         &format!("warm, work dir on {disk}: start + await outcome"),
         &on_disk.warm,
+    );
+    row(
+        "  same, caller on another runtime (+ 2 thread wake-ups)",
+        &on_disk.warm_other_runtime,
     );
     row(
         &format!("from zero, work dir on {disk}: artifact on disk"),
@@ -110,7 +117,7 @@ fn main() {
             rss.before,
             rss.created,
             rss.after_runs,
-            WARMUP + WARM_ITERATIONS + COLD_ITERATIONS
+            WARMUP + 2 * WARM_ITERATIONS + COLD_ITERATIONS
         );
     }
 }
@@ -157,35 +164,47 @@ fn measure(
             .expect("artifact stored");
     });
 
-    let mut next_id = 0u64;
-    let mut attempt = || {
-        next_id += 1;
-        let inv = Invocation {
-            digest: digest.clone(),
-            attempt_id: next_id.to_string(),
-            args: vec!["bench".into()],
-            env: vec![("WEIR_TASK_KEY".into(), "bench".into())],
-            context: serde_json::json!({"job": {"id": 1}}),
-            preopens: Vec::new(),
-            memory_limit_bytes: 64 << 20,
-            timeout: Some(Duration::from_secs(30)),
-        };
-        let started = Instant::now();
-        let outcome = caller
-            .block_on(executor.start(inv).outcome)
-            .expect("the attempt ends");
-        let took = started.elapsed();
-        assert_eq!(outcome.status, ExitStatus::Success);
-        took
+    let invocation = move |id: usize| Invocation {
+        digest: digest.clone(),
+        attempt_id: id.to_string(),
+        args: vec!["bench".into()],
+        env: vec![("WEIR_TASK_KEY".into(), "bench".into())],
+        context: serde_json::json!({"job": {"id": 1}}),
+        preopens: Vec::new(),
+        memory_limit_bytes: 64 << 20,
+        timeout: Some(Duration::from_secs(30)),
     };
-    for _ in 0..WARMUP {
-        attempt();
-    }
-    let warm: Vec<Duration> = (0..WARM_ITERATIONS).map(|_| attempt()).collect();
-    let cold: Vec<Duration> = (0..COLD_ITERATIONS)
-        .map(|_| {
-            executor.evict_modules(Duration::ZERO);
-            attempt()
+    // Like the engine: a task on the executor's runtime starts attempts and awaits them.
+    let on_task_runtime = |n: usize, evict: bool| -> Vec<Duration> {
+        let ex = executor.clone();
+        let inv = invocation.clone();
+        caller
+            .block_on(executor.runtime().spawn(async move {
+                let mut samples = Vec::with_capacity(n);
+                for i in 0..n {
+                    if evict {
+                        ex.evict_modules(Duration::ZERO);
+                    }
+                    let started = Instant::now();
+                    let outcome = ex.start(inv(i)).outcome.await.expect("the attempt ends");
+                    samples.push(started.elapsed());
+                    assert_eq!(outcome.status, ExitStatus::Success);
+                }
+                samples
+            }))
+            .expect("the benchmark task ends")
+    };
+    on_task_runtime(WARMUP, false);
+    let warm = on_task_runtime(WARM_ITERATIONS, false);
+    let cold = on_task_runtime(COLD_ITERATIONS, true);
+    let warm_other_runtime: Vec<Duration> = (0..WARM_ITERATIONS)
+        .map(|i| {
+            let started = Instant::now();
+            let outcome = caller
+                .block_on(executor.start(invocation(i)).outcome)
+                .expect("the attempt ends");
+            assert_eq!(outcome.status, ExitStatus::Success);
+            started.elapsed()
         })
         .collect();
     let loads = executor.module_loads();
@@ -193,7 +212,15 @@ fn measure(
     executor.evict_modules(Duration::ZERO);
     assert_eq!(executor.instances_alive(), 0);
     rss(rss_created, rss_kib());
-    (Measured { warm, cold, loads }, executor.allocator())
+    (
+        Measured {
+            warm,
+            warm_other_runtime,
+            cold,
+            loads,
+        },
+        executor.allocator(),
+    )
 }
 
 /// wasmtime alone, configured like the executor's engine, on the same trivial module: the

@@ -32,7 +32,14 @@ pub(crate) async fn claim_loop(shared: Arc<Shared>) {
                             .lock()
                             .expect("drivers lock")
                             .insert(run_id, tx.clone());
-                        tokio::spawn(driver::drive(shared.clone(), snap, rx, tx));
+                        // Drivers live on the task runtime: dispatching an attempt and
+                        // receiving its outcome then stay on one runtime's threads.
+                        shared.executor.runtime().spawn(driver::drive(
+                            shared.clone(),
+                            snap,
+                            rx,
+                            tx,
+                        ));
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "weir.engine.claim: cannot claim runs"),
