@@ -168,6 +168,15 @@ impl Context {
         }
     }
 
+    /// Prints a run: the `Run` object with `--output json`, a summary with its tasks otherwise.
+    pub fn print_run(&self, run: &Value) {
+        if self.json() {
+            self.print_json(run);
+        } else {
+            print!("{}", super::output::run(run));
+        }
+    }
+
     /// Prints a value as pretty JSON.
     pub fn print_json(&self, v: &Value) {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());

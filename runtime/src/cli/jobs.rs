@@ -166,11 +166,7 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
                 eprintln!("started run {run_id} of {job}; waiting for it to end");
             }
             let run = ctx.wait_run(run_id).await?;
-            if ctx.json() {
-                ctx.print_json(&run);
-            } else {
-                print!("{}", output::run(&run));
-            }
+            ctx.print_run(&run);
             Ok(run_exit_code(&run))
         }
     }

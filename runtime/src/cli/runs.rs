@@ -130,11 +130,7 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
                     ],
                 )
                 .await?;
-            if ctx.json() {
-                ctx.print_json(&run);
-            } else {
-                print!("{}", output::run(&run));
-            }
+            ctx.print_run(&run);
             Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Logs { run_id, task } => logs(ctx, run_id, task.as_deref()).await,
@@ -143,11 +139,7 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
                 .await?;
             if wait {
                 let run = ctx.wait_run(run_id).await?;
-                if ctx.json() {
-                    ctx.print_json(&run);
-                } else {
-                    print!("{}", output::run(&run));
-                }
+                ctx.print_run(&run);
             } else if ctx.json() {
                 ctx.print_json(&json!({}));
             } else {
@@ -181,11 +173,7 @@ pub async fn run(ctx: &Context, cmd: RunsCommand) -> CliResult {
                 return Ok(ExitCode::SUCCESS);
             }
             let run = ctx.wait_run(run_id).await?;
-            if ctx.json() {
-                ctx.print_json(&run);
-            } else {
-                print!("{}", output::run(&run));
-            }
+            ctx.print_run(&run);
             Ok(run_exit_code(&run))
         }
     }

@@ -120,21 +120,28 @@ impl Graph {
         }
         (0..self.len()).filter(|&i| seen[i]).collect()
     }
+}
 
-    /// Whether `upstream` is a transitive upstream of `task`.
-    pub fn is_upstream(&self, upstream: usize, task: usize) -> bool {
-        let mut seen = vec![false; self.len()];
-        let mut stack = vec![task];
-        while let Some(i) = stack.pop() {
-            for e in &self.deps[i] {
-                if e.upstream == upstream {
-                    return true;
-                }
-                if !std::mem::replace(&mut seen[e.upstream], true) {
-                    stack.push(e.upstream);
-                }
-            }
-        }
-        false
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_up_and_down_the_dag() {
+        let settings: JobSettings = serde_json::from_value(serde_json::json!({
+            "name": "g",
+            "tasks": [
+                {"task_key": "a", "wasm_task": {"module": "m"}},
+                {"task_key": "b", "depends_on": [{"task_key": "a"}], "wasm_task": {"module": "m"}},
+                {"task_key": "c", "depends_on": [{"task_key": "b"}], "wasm_task": {"module": "m"}},
+                {"task_key": "d", "wasm_task": {"module": "m"}}
+            ]
+        }))
+        .unwrap();
+        let g = Graph::new(&settings);
+        assert_eq!(g.ancestors(2), [0, 1]);
+        assert_eq!(g.downstream_closure([1]), [1, 2]);
+        assert!(g.is_leaf(2) && g.is_leaf(3) && !g.is_leaf(0));
+        assert_eq!(g.index_of("d"), Some(3));
     }
 }

@@ -276,41 +276,36 @@ impl Engine {
         }
     }
 
+    /// Sends every driver a message, then waits until they are gone or `deadline` passes.
+    async fn tell_drivers_until(
+        &self,
+        msg: impl Fn() -> DriverMsg,
+        deadline: tokio::time::Instant,
+    ) {
+        let ids: Vec<RunId> = self
+            .shared
+            .drivers
+            .lock()
+            .expect("drivers lock")
+            .keys()
+            .copied()
+            .collect();
+        for id in ids {
+            self.shared.send(id, msg());
+        }
+        while self.active_runs() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops claiming, lets running attempts finish for up to the shutdown grace, then stops
     /// them and drops this node's leases so another node (or the next start) takes over.
     pub async fn shutdown(&self) {
         let _ = self.shared.shutdown.send(true);
-        let drivers: Vec<RunId> = self
-            .shared
-            .drivers
-            .lock()
-            .expect("drivers lock")
-            .keys()
-            .copied()
-            .collect();
-        for id in drivers {
-            self.shared.send(id, DriverMsg::Drain);
-        }
-        let deadline = tokio::time::Instant::now() + self.shared.config.shutdown_grace;
-        while self.active_runs() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let drivers: Vec<RunId> = self
-            .shared
-            .drivers
-            .lock()
-            .expect("drivers lock")
-            .keys()
-            .copied()
-            .collect();
-        for id in drivers {
-            self.shared.send(id, DriverMsg::Abandon);
-        }
-        while self.active_runs() > 0
-            && tokio::time::Instant::now() < deadline + Duration::from_secs(2)
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let grace = tokio::time::Instant::now() + self.shared.config.shutdown_grace;
+        self.tell_drivers_until(|| DriverMsg::Drain, grace).await;
+        self.tell_drivers_until(|| DriverMsg::Abandon, grace + Duration::from_secs(2))
+            .await;
         for t in self.tasks.lock().expect("tasks lock").drain(..) {
             t.abort();
         }

@@ -362,6 +362,56 @@ pub struct TaskRunRecord {
 }
 
 impl TaskRunRecord {
+    /// A fresh BLOCKED task run: attempt 0 of a task (or of a for-each iteration) in an
+    /// execution (0 = original, n = repair n).
+    pub fn blocked(
+        task_run_id: RunId,
+        run_id: RunId,
+        task_key: &str,
+        repair_id: i64,
+        iteration: Option<Iteration>,
+    ) -> TaskRunRecord {
+        TaskRunRecord {
+            task_run_id,
+            run_id,
+            task_key: task_key.to_string(),
+            attempt_number: 0,
+            repair_id,
+            iteration,
+            life_cycle_state: LifeCycleState::Blocked,
+            result_state: None,
+            state_message: String::new(),
+            ready_time: None,
+            start_time: None,
+            end_time: None,
+            retry_at: None,
+            module_digest: None,
+            exit_code: None,
+            outcome: None,
+            values: BTreeMap::new(),
+            resolved: None,
+            child_run_id: None,
+        }
+    }
+
+    /// The next attempt after this final one, waiting for its retry time.
+    pub fn next_attempt(&self, task_run_id: RunId, retry_at: Millis) -> TaskRunRecord {
+        TaskRunRecord {
+            attempt_number: self.attempt_number + 1,
+            life_cycle_state: LifeCycleState::WaitingForRetry,
+            state_message: format!("retrying after: {}", self.state_message),
+            ready_time: self.ready_time,
+            retry_at: Some(retry_at),
+            ..TaskRunRecord::blocked(
+                task_run_id,
+                self.run_id,
+                &self.task_key,
+                self.repair_id,
+                self.iteration,
+            )
+        }
+    }
+
     /// Whether this task run has a final state.
     pub fn is_final(&self) -> bool {
         self.life_cycle_state.is_final()

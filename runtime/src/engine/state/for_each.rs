@@ -59,29 +59,19 @@ impl RunState {
                 self.needs_ids = true;
                 break;
             };
+            let iteration = crate::store::Iteration {
+                parent_task_run_id: id,
+                index: idx as u32,
+            };
             let row = TaskRunRecord {
-                task_run_id: new_id,
-                run_id: self.run.run_id,
-                task_key: fe.task.task_key.clone(),
-                attempt_number: 0,
-                repair_id: self.rows[&id].repair_id,
-                iteration: Some(crate::store::Iteration {
-                    parent_task_run_id: id,
-                    index: idx as u32,
-                }),
-                life_cycle_state: LifeCycleState::Blocked,
-                result_state: None,
-                state_message: String::new(),
                 ready_time: Some(now),
-                start_time: None,
-                end_time: None,
-                retry_at: None,
-                module_digest: None,
-                exit_code: None,
-                outcome: None,
-                values: BTreeMap::new(),
-                resolved: None,
-                child_run_id: None,
+                ..TaskRunRecord::blocked(
+                    new_id,
+                    self.run.run_id,
+                    &fe.task.task_key,
+                    self.rows[&id].repair_id,
+                    Some(iteration),
+                )
             };
             self.rows.insert(new_id, row);
             iters[idx].push(new_id);

@@ -482,27 +482,7 @@ impl RunState {
         };
         let interval = self.task_of(id).map_or(0, |t| t.min_retry_interval_millis) as Millis;
         let prev = &self.rows[&id];
-        let next = TaskRunRecord {
-            task_run_id: new_id,
-            run_id: prev.run_id,
-            task_key: prev.task_key.clone(),
-            attempt_number: prev.attempt_number + 1,
-            repair_id: prev.repair_id,
-            iteration: prev.iteration,
-            life_cycle_state: LifeCycleState::WaitingForRetry,
-            result_state: None,
-            state_message: format!("retrying after: {}", prev.state_message),
-            ready_time: prev.ready_time,
-            start_time: None,
-            end_time: None,
-            retry_at: Some(prev.end_time.unwrap_or(0) + interval),
-            module_digest: None,
-            exit_code: None,
-            outcome: None,
-            values: BTreeMap::new(),
-            resolved: None,
-            child_run_id: None,
-        };
+        let next = prev.next_attempt(new_id, prev.end_time.unwrap_or(0) + interval);
         self.rows.insert(new_id, next);
         self.dirty.insert(new_id);
         push(self, new_id);

@@ -20,27 +20,7 @@ fn wasm(key: &str, deps: &[&str]) -> Value {
 }
 
 fn blocked(id: RunId, key: &str, repair_id: i64) -> TaskRunRecord {
-    TaskRunRecord {
-        task_run_id: id,
-        run_id: 1,
-        task_key: key.into(),
-        attempt_number: 0,
-        repair_id,
-        iteration: None,
-        life_cycle_state: LifeCycleState::Blocked,
-        result_state: None,
-        state_message: String::new(),
-        ready_time: None,
-        start_time: None,
-        end_time: None,
-        retry_at: None,
-        module_digest: None,
-        exit_code: None,
-        outcome: None,
-        values: BTreeMap::new(),
-        resolved: None,
-        child_run_id: None,
-    }
+    TaskRunRecord::blocked(id, 1, key, repair_id, None)
 }
 
 fn snapshot(settings: JobSettings) -> RunSnapshot {

@@ -1,11 +1,8 @@
 //! The `task_runs` and `task_logs` tables.
 
 use super::codec::{self, from_json, to_json};
-use crate::store::{
-    Iteration, LifeCycleState, ResultState, RunId, StoreResult, TaskLogs, TaskRunRecord,
-};
+use crate::store::{Iteration, ResultState, RunId, StoreResult, TaskLogs, TaskRunRecord};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use std::collections::BTreeMap;
 
 macro_rules! task_columns {
     () => {
@@ -41,27 +38,7 @@ pub(super) fn blocked(
     key: &str,
     repair_id: i64,
 ) -> TaskRunRecord {
-    TaskRunRecord {
-        task_run_id,
-        run_id,
-        task_key: key.to_string(),
-        attempt_number: 0,
-        repair_id,
-        iteration: None,
-        life_cycle_state: LifeCycleState::Blocked,
-        result_state: None,
-        state_message: String::new(),
-        ready_time: None,
-        start_time: None,
-        end_time: None,
-        retry_at: None,
-        module_digest: None,
-        exit_code: None,
-        outcome: None,
-        values: BTreeMap::new(),
-        resolved: None,
-        child_run_id: None,
-    }
+    TaskRunRecord::blocked(task_run_id, run_id, key, repair_id, None)
 }
 
 /// Inserts or replaces a task run; false when its id belongs to a task run of another run.
