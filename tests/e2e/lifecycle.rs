@@ -201,3 +201,33 @@ fn idempotency_tokens_start_one_run() {
     );
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn deploy_creates_then_reports_unchanged_and_updated_jobs() {
+    let w = Weir::start();
+    let m = module("testtask");
+    let spec = |n: u32| {
+        format!(
+            "name: deployed\nmax_concurrent_runs: {n}\ntasks:\n  - task_key: t\n    wasm_task: {{module: {}, parameters: [ok]}}\n",
+            m.display()
+        )
+    };
+    let first = w.deploy("d.yaml", &spec(1));
+    assert!(first.contains("created job deployed"), "{first}");
+    assert!(first.contains("module testtask@1"), "{first}");
+    let again = w.deploy("d.yaml", &spec(1));
+    assert!(again.contains("unchanged job deployed"), "{again}");
+    assert!(again.contains("unchanged module testtask@1"), "{again}");
+    let changed = w.deploy("d.yaml", &spec(3));
+    assert!(changed.contains("updated job deployed"), "{changed}");
+    assert!(changed.contains("max_concurrent_runs"), "{changed}");
+    let (_, job) = w.cli_json(&["jobs", "get", "deployed"]);
+    assert_eq!(job["settings"]["max_concurrent_runs"], 3);
+    let module = job["settings"]["tasks"][0]["wasm_task"]["module"]
+        .as_str()
+        .unwrap();
+    assert!(
+        module.starts_with("sha256:"),
+        "deploy pins the pushed module: {module}"
+    );
+}
