@@ -139,10 +139,11 @@ impl Driver {
         }
     }
 
-    /// Keeps task run ids at hand for retries and for-each iterations.
+    /// Fetches task run ids when the state ran out (retries and for-each iterations need them;
+    /// most runs never do, so nothing is allocated up front).
     async fn refill_ids(&mut self) {
         let mut backoff = Duration::from_millis(50);
-        while self.state.ids_left() < ID_BATCH as usize / 2 || self.state.needs_ids() {
+        while self.state.needs_ids() {
             match self.shared.store.allocate_run_ids(ID_BATCH).await {
                 Ok(first) => self.state.add_ids(first, ID_BATCH),
                 Err(e) => {

@@ -179,11 +179,6 @@ impl RunState {
         self.needs_ids = false;
     }
 
-    /// Task run ids left in the pool.
-    pub fn ids_left(&self) -> usize {
-        self.ids.len()
-    }
-
     /// Stops the run: running attempts are stopped, nothing new starts.
     pub fn request_stop(&mut self, reason: StopReason) {
         if self.stop.is_none() && !self.is_final() {

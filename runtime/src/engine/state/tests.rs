@@ -108,12 +108,9 @@ impl H {
 
     fn finish(&mut self, key: &str, status: ExitStatus, values: Value) {
         let id = self.executing_id(key);
-        let values = serde_json::from_value(values).unwrap();
         let outcome = Outcome {
-            status,
-            values,
-            logs: TaskLogs::default(),
-            duration: Duration::ZERO,
+            values: serde_json::from_value(values).unwrap(),
+            ..outcome(status)
         };
         self.s.on_outcome(id, outcome, self.now);
     }
@@ -161,6 +158,16 @@ impl H {
             .values()
             .filter(|r| r.task_key == key && r.iteration.is_none())
             .collect()
+    }
+}
+
+/// An attempt's outcome with no values or logs.
+fn outcome(status: ExitStatus) -> Outcome {
+    Outcome {
+        status,
+        values: BTreeMap::new(),
+        logs: TaskLogs::default(),
+        duration: Duration::ZERO,
     }
 }
 
@@ -415,16 +422,7 @@ fn for_each_runs_iterations_with_bounded_concurrency() {
         .collect();
     assert_eq!(args, ["x", "y"]);
     let first = h.executing_id("item");
-    h.s.on_outcome(
-        first,
-        Outcome {
-            status: ExitStatus::Success,
-            values: BTreeMap::new(),
-            logs: TaskLogs::default(),
-            duration: Duration::ZERO,
-        },
-        h.now,
-    );
+    h.s.on_outcome(first, outcome(ExitStatus::Success), h.now);
     let fx = h.advance();
     assert_eq!(fx.len(), 1, "the third iteration starts when a slot frees");
     while let Some(r) =
@@ -433,16 +431,7 @@ fn for_each_runs_iterations_with_bounded_concurrency() {
             .find(|r| r.iteration.is_some() && r.life_cycle_state == LifeCycleState::Running)
     {
         let id = r.task_run_id;
-        h.s.on_outcome(
-            id,
-            Outcome {
-                status: ExitStatus::Success,
-                values: BTreeMap::new(),
-                logs: TaskLogs::default(),
-                duration: Duration::ZERO,
-            },
-            h.now,
-        );
+        h.s.on_outcome(id, outcome(ExitStatus::Success), h.now);
         h.advance();
     }
     assert_eq!(h.result("loop"), Some(ResultState::Success));
@@ -463,26 +452,8 @@ fn for_each_fails_when_an_iteration_fails() {
             .filter(|r| r.iteration.is_some())
             .map(|r| r.task_run_id)
             .collect();
-    h.s.on_outcome(
-        ids[0],
-        Outcome {
-            status: failed(),
-            values: BTreeMap::new(),
-            logs: TaskLogs::default(),
-            duration: Duration::ZERO,
-        },
-        h.now,
-    );
-    h.s.on_outcome(
-        ids[1],
-        Outcome {
-            status: ExitStatus::Success,
-            values: BTreeMap::new(),
-            logs: TaskLogs::default(),
-            duration: Duration::ZERO,
-        },
-        h.now,
-    );
+    h.s.on_outcome(ids[0], outcome(failed()), h.now);
+    h.s.on_outcome(ids[1], outcome(ExitStatus::Success), h.now);
     h.advance();
     assert_eq!(h.result("loop"), Some(ResultState::Failed));
     let loop_row = h.attempts("loop")[0];
@@ -647,16 +618,7 @@ fn an_empty_id_pool_pauses_retries_until_refilled() {
     let mut s = RunState::new(snapshot(settings(json!([a]))));
     s.advance(0);
     let id = s.rows.keys().copied().next().unwrap();
-    s.on_outcome(
-        id,
-        Outcome {
-            status: failed(),
-            values: BTreeMap::new(),
-            logs: TaskLogs::default(),
-            duration: Duration::ZERO,
-        },
-        0,
-    );
+    s.on_outcome(id, outcome(failed()), 0);
     s.advance(0);
     assert!(s.needs_ids());
     assert!(!s.is_final());

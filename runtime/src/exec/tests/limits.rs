@@ -4,6 +4,15 @@ use super::{Fixture, LOG_LIMIT, PATIENCE, guests, invocation, wait_until};
 use crate::exec::ExitStatus;
 use std::time::Duration;
 
+/// Waits until every attempt directory of `f` is gone (stopped attempts' slots are removed).
+async fn work_dir_emptied(f: &Fixture) {
+    let work_dir = f.work_dir();
+    wait_until("the attempt directory is removed", || {
+        std::fs::read_dir(&work_dir).unwrap().count() == 0
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_infinite_loop_is_stopped_by_its_time_limit() {
     let f = Fixture::new();
@@ -13,19 +22,14 @@ async fn an_infinite_loop_is_stopped_by_its_time_limit() {
     let outcome = f.run(inv).await;
     assert_eq!(outcome.status, ExitStatus::TimedOut);
     assert_eq!(f.executor.instances_alive(), 0);
-    let work_dir = f.work_dir();
-    wait_until("the attempt directory is removed", || {
-        std::fs::read_dir(&work_dir).unwrap().count() == 0
-    })
-    .await;
+    work_dir_emptied(&f).await;
 }
 
-#[tokio::test]
-async fn an_infinite_loop_is_stopped_by_cancel() {
+/// Starts `guest`, cancels it once its instance is alive, and checks it stopped at once.
+async fn cancel_while_running(guest: &str) {
     let f = Fixture::new();
-    let digest = f.push(guests::LOOP).await;
-    let inv = invocation(&digest);
-    let attempt = f.executor.start(inv);
+    let digest = f.push(guest).await;
+    let attempt = f.executor.start(invocation(&digest));
     wait_until("the guest runs", || f.executor.instances_alive() == 1).await;
     attempt.cancel.cancel();
     let outcome = tokio::time::timeout(PATIENCE, attempt.outcome)
@@ -34,32 +38,17 @@ async fn an_infinite_loop_is_stopped_by_cancel() {
         .unwrap();
     assert_eq!(outcome.status, ExitStatus::Canceled);
     assert_eq!(f.executor.instances_alive(), 0);
-    let work_dir = f.work_dir();
-    wait_until("the attempt directory is removed", || {
-        std::fs::read_dir(&work_dir).unwrap().count() == 0
-    })
-    .await;
+    work_dir_emptied(&f).await;
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_by_cancel() {
+    cancel_while_running(guests::LOOP).await;
 }
 
 #[tokio::test]
 async fn a_guest_sleeping_in_poll_oneoff_is_stopped_by_cancel() {
-    let f = Fixture::new();
-    let digest = f.push(guests::SLEEP).await;
-    let inv = invocation(&digest);
-    let attempt = f.executor.start(inv);
-    wait_until("the guest sleeps", || f.executor.instances_alive() == 1).await;
-    attempt.cancel.cancel();
-    let outcome = tokio::time::timeout(PATIENCE, attempt.outcome)
-        .await
-        .expect("cancel stopped the guest")
-        .unwrap();
-    assert_eq!(outcome.status, ExitStatus::Canceled);
-    assert_eq!(f.executor.instances_alive(), 0);
-    let work_dir = f.work_dir();
-    wait_until("the attempt directory is removed", || {
-        std::fs::read_dir(&work_dir).unwrap().count() == 0
-    })
-    .await;
+    cancel_while_running(guests::SLEEP).await;
 }
 
 #[tokio::test]
