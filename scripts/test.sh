@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh machine: installs the wasm target, builds the guest
-# modules the end-to-end tests run, then `cargo test --workspace`. No service needs starting: the
-# tests use the embedded defaults (SQLite + a local object store in temp dirs).
+# Runs every test of the workspace on a fresh machine: installs the wasm target, installs and
+# prepares the real services the tests talk to (scripts/services/*.sh), builds the guest modules
+# the end-to-end tests run, then the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip1 >/dev/null
+for service in scripts/services/*.sh; do
+  [ -e "$service" ] || continue
+  echo "== preparing $(basename "$service" .sh)" >&2
+  exports=$(bash "$service")
+  eval "$exports"
+done
 cargo build --release --target wasm32-wasip1 -p weir-test-tasks -p weir-examples
 cargo test --workspace "$@"
