@@ -85,7 +85,6 @@ fn pool_config(config: &ExecutorConfig) -> PoolingAllocationConfig {
         .total_memories(slots)
         .total_tables(slots)
         .total_stacks(slots)
-        .total_gc_heaps(slots)
         .total_component_instances(0)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
