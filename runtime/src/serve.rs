@@ -1,11 +1,12 @@
 //! A Weir node assembled from its settings: state store, object store, executor, registry,
-//! engine and HTTP API.
+//! engine, triggers and HTTP API.
 
 use crate::api::{self, AppState, Tokens};
 use crate::config::ServeConfig;
 use crate::engine::{Engine, EngineConfig};
 use crate::exec::{Executor, ExecutorConfig};
 use crate::modules::{BlobStore, Registry};
+use crate::trigger::{TriggerContext, TriggerManager};
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -24,6 +25,7 @@ pub struct Node {
     pub engine: Engine,
     /// The admin token.
     pub admin_token: String,
+    triggers: TriggerManager,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     _lock: File,
@@ -142,6 +144,10 @@ impl Node {
             engine_config,
         )
         .await?;
+        let triggers = TriggerManager::start(
+            TriggerContext::new(engine.clone()),
+            crate::trigger::builtin(),
+        );
 
         let state = AppState {
             engine: engine.clone(),
@@ -166,15 +172,18 @@ impl Node {
             addr,
             engine,
             admin_token,
+            triggers,
             server,
             stop,
             _lock: lock,
         })
     }
 
-    /// Stops serving, lets running attempts finish (up to the shutdown grace), releases leases.
+    /// Stops serving and firing triggers, lets running attempts finish (up to the shutdown
+    /// grace), releases leases.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.triggers.shutdown().await;
         self.engine.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
     }

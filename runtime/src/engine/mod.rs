@@ -1,7 +1,8 @@
 //! The run engine: turns run requests into durable runs and drives them to their end.
 //!
-//! - [`Engine::run_now`] (and the trigger paths later) record a run in the store, admitted or
-//!   queued by the store's transaction.
+//! - [`Engine::run_now`] (manual runs) and [`Engine::fire`] (trigger events, see
+//!   [`crate::trigger`]) record a run in the store, admitted or queued by the store's
+//!   transaction.
 //! - Each node claims runs with a lease ([`node`]) and spawns a [`driver`] per run; the driver
 //!   holds the run's [`state::RunState`], persists every change (fenced by the lease) before it
 //!   acts on it, and dispatches ready tasks to the executor.
@@ -14,6 +15,8 @@ pub mod resolve;
 pub mod run_if;
 pub mod state;
 mod submit;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use submit::{RepairRequest, RunRequest};
 
@@ -197,6 +200,11 @@ impl Engine {
     /// The engine clock's time.
     pub fn now(&self) -> i64 {
         self.shared.now()
+    }
+
+    /// The engine's clock: every time decision of runs and triggers goes through it.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
     }
 
     /// This node's id.
