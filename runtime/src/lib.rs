@@ -17,4 +17,5 @@ pub mod modules;
 pub mod serve;
 pub mod spec;
 pub mod store;
+pub mod tls;
 pub mod trigger;
