@@ -110,9 +110,13 @@ impl Node {
             .await
             .with_context(|| format!("cannot open state store {}", config.state))?;
         let blobs = Arc::new(
-            BlobStore::open(&config.store)
+            BlobStore::open_with(&config.store, &config.s3)
                 .with_context(|| format!("cannot open object store {}", config.store))?,
         );
+        blobs
+            .check()
+            .await
+            .with_context(|| format!("cannot open object store {}", config.store))?;
         let executor = Executor::new(
             ExecutorConfig {
                 work_dir: dir.join("work"),
