@@ -12,6 +12,7 @@ pub mod filter;
 pub mod input;
 pub mod local;
 pub mod s3;
+pub mod watch;
 
 /// Why a file-arrival trigger cannot watch its URL right now (shown as the trigger's last
 /// error, and retried with backoff).
