@@ -36,6 +36,9 @@ pub struct FileConfig {
     /// How often a file-arrival trigger lists an `s3://` URL (or rescans a local directory it
     /// cannot watch with OS events), in seconds; a job may override it.
     pub file_arrival_list_interval_seconds: Option<u64>,
+    /// Most MiB of new objects fetched into `/input` for one run of an `s3://` file-arrival
+    /// trigger.
+    pub file_arrival_input_limit_mb: Option<u64>,
 }
 
 impl FileConfig {
@@ -76,6 +79,8 @@ pub struct ServeConfig {
     pub s3: crate::s3::S3Settings,
     /// Default listing interval of file-arrival triggers, in seconds.
     pub file_arrival_list_interval_seconds: u64,
+    /// Most MiB of new objects fetched into `/input` per run.
+    pub file_arrival_input_limit_mb: u64,
 }
 
 /// Defaults of the settings that have one.
@@ -100,6 +105,8 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_SECONDS: u64 = 10;
     /// Listing interval of file-arrival triggers on object stores.
     pub const FILE_ARRIVAL_LIST_INTERVAL_SECONDS: u64 = 5;
+    /// MiB of new objects fetched into `/input` per run (1 GiB).
+    pub const FILE_ARRIVAL_INPUT_LIMIT_MB: u64 = 1024;
 }
 
 impl ServeConfig {
@@ -163,6 +170,11 @@ impl ServeConfig {
                 explicit.file_arrival_list_interval_seconds,
                 file.file_arrival_list_interval_seconds,
                 defaults::FILE_ARRIVAL_LIST_INTERVAL_SECONDS,
+            ),
+            file_arrival_input_limit_mb: pick(
+                explicit.file_arrival_input_limit_mb,
+                file.file_arrival_input_limit_mb,
+                defaults::FILE_ARRIVAL_INPUT_LIMIT_MB,
             ),
             data_dir,
             listen,

@@ -6,6 +6,7 @@ use crate::config::ServeConfig;
 use crate::engine::{Engine, EngineConfig};
 use crate::exec::{Executor, ExecutorConfig};
 use crate::modules::{BlobStore, Registry};
+use crate::trigger::file_arrival::input::InputStager;
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -138,6 +139,11 @@ impl Node {
         let mut engine_config = EngineConfig::new(node_id);
         engine_config.lease = Duration::from_secs(config.lease_seconds);
         engine_config.shutdown_grace = Duration::from_secs(config.shutdown_grace_seconds);
+        engine_config.inputs = Some(Arc::new(InputStager::new(
+            dir.join("inputs"),
+            config.s3.clone(),
+            config.file_arrival_input_limit_mb.saturating_mul(1024 * 1024),
+        )));
         let engine = Engine::start(
             store,
             executor,

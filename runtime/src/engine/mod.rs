@@ -67,6 +67,8 @@ pub struct EngineConfig {
     pub max_runs: u32,
     /// How long a shutdown waits for running attempts before stopping them.
     pub shutdown_grace: Duration,
+    /// Prepares `/input` for the tasks of file-arrival runs (none: no `/input`).
+    pub inputs: Option<Arc<crate::trigger::file_arrival::input::InputStager>>,
 }
 
 impl EngineConfig {
@@ -78,6 +80,7 @@ impl EngineConfig {
             claim_interval: Duration::from_secs(1),
             max_runs: 1000,
             shutdown_grace: Duration::from_secs(10),
+            inputs: None,
         }
     }
 }

@@ -84,6 +84,7 @@ pub struct FetchRequest {
 }
 
 /// Prepares `/input` for the runs of this node.
+#[derive(Debug)]
 pub struct InputStager {
     root: PathBuf,
     s3: S3Settings,
