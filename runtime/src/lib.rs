@@ -1,6 +1,6 @@
 //! Weir: an event-driven runtime for DAGs of WebAssembly tasks.
 //!
-//! The data path: a trigger (or `run-now`) asks the [`engine`] for a run -> the engine records
+//! The data path: a [`trigger`] (or `run-now`) asks the [`engine`] for a run -> the engine records
 //! it durably in the [`store`] -> a node claims the run with a lease and dispatches its ready
 //! tasks to the [`exec`]utor -> results and task values are recorded -> downstream tasks become
 //! ready. Modules live in the [`modules`] registry; jobs are described by [`spec`]s; the [`api`]

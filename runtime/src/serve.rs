@@ -1,5 +1,5 @@
 //! A Weir node assembled from its settings: state store, object store, executor, registry,
-//! engine and HTTP API.
+//! engine, triggers and HTTP API.
 
 use crate::api::{self, AppState, Tokens};
 use crate::config::ServeConfig;
@@ -7,6 +7,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::exec::{Executor, ExecutorConfig};
 use crate::modules::{BlobStore, Registry};
 use crate::trigger::file_arrival::input::InputStager;
+use crate::trigger::{TriggerContext, TriggerManager};
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -25,6 +26,7 @@ pub struct Node {
     pub engine: Engine,
     /// The admin token.
     pub admin_token: String,
+    triggers: TriggerManager,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     _lock: File,
@@ -139,6 +141,7 @@ impl Node {
         let mut engine_config = EngineConfig::new(node_id);
         engine_config.lease = Duration::from_secs(config.lease_seconds);
         engine_config.shutdown_grace = Duration::from_secs(config.shutdown_grace_seconds);
+        engine_config.s3 = config.s3.clone();
         engine_config.inputs = Some(Arc::new(InputStager::new(
             dir.join("inputs"),
             config.s3.clone(),
@@ -152,6 +155,10 @@ impl Node {
             engine_config,
         )
         .await?;
+        let triggers = TriggerManager::start(
+            TriggerContext::new(engine.clone()),
+            crate::trigger::builtin(&config),
+        );
 
         let state = AppState {
             engine: engine.clone(),
@@ -176,15 +183,18 @@ impl Node {
             addr,
             engine,
             admin_token,
+            triggers,
             server,
             stop,
             _lock: lock,
         })
     }
 
-    /// Stops serving, lets running attempts finish (up to the shutdown grace), releases leases.
+    /// Stops serving and firing triggers, lets running attempts finish (up to the shutdown
+    /// grace), releases leases.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        self.triggers.shutdown().await;
         self.engine.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
     }

@@ -59,6 +59,14 @@ pub(crate) async fn check_references(
             }
         }
     }
+    if let Some(trigger) = &settings.trigger
+        && let Some(file_arrival) = &trigger.file_arrival
+        && trigger.pause_status != crate::spec::PauseStatus::Paused
+    {
+        crate::trigger::file_arrival::check_source(file_arrival, state.engine.s3_settings())
+            .await
+            .map_err(|e| ApiError::invalid(format!("{path_prefix}trigger.file_arrival.url: {e}")))?;
+    }
     Ok(())
 }
 
@@ -116,7 +124,13 @@ pub struct JobIdQuery {
 
 /// `GET jobs/get`.
 pub async fn get(state: Shared, ApiQuery(q): ApiQuery<JobIdQuery>) -> ApiResult<Json<Value>> {
-    Ok(Json(render::job(&load_job(&state, q.job_id).await?, true)))
+    let job = load_job(&state, q.job_id).await?;
+    let trigger = state.engine.store().get_trigger_state(job.job_id).await?;
+    let mut out = render::job(&job, true);
+    if let Some(t) = render::trigger_state(&job, trigger.as_ref()) {
+        out["trigger_state"] = t;
+    }
+    Ok(Json(out))
 }
 
 /// `?...` of `jobs/list`.
@@ -159,8 +173,26 @@ pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<
         .list_jobs(Page { offset, limit }, q.name.as_deref())
         .await?;
     let expand = q.expand_tasks.unwrap_or(false);
+    let triggers: std::collections::HashMap<JobId, _> = state
+        .engine
+        .store()
+        .list_trigger_states()
+        .await?
+        .into_iter()
+        .map(|t| (t.job_id, t))
+        .collect();
+    let rendered: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            let mut out = render::job(j, expand);
+            if let Some(t) = render::trigger_state(j, triggers.get(&j.job_id)) {
+                out["trigger_state"] = t;
+            }
+            out
+        })
+        .collect();
     let mut out = json!({
-        "jobs": jobs.iter().map(|j| render::job(j, expand)).collect::<Vec<_>>(),
+        "jobs": rendered,
         "has_more": has_more,
     });
     if has_more {

@@ -4,7 +4,7 @@
 use crate::spec::{JobSettings, Task};
 use crate::store::{
     JobRecord, LifeCycleState, ModuleVersion, RepairRecord, ResultState, RunRecord, RunSnapshot,
-    TaskRunRecord,
+    TaskRunRecord, TriggerState,
 };
 use serde_json::{Map, Value, json};
 
@@ -35,6 +35,23 @@ pub fn job(j: &JobRecord, expand_tasks: bool) -> Value {
         "created_time": j.created_time,
         "settings": settings,
     })
+}
+
+/// Weir's `trigger_state` of a job object: the job's trigger kind, whether it is paused, and
+/// where its durable state stands (`None` for a job without a trigger).
+pub fn trigger_state(j: &JobRecord, state: Option<&TriggerState>) -> Option<Value> {
+    let trigger = crate::trigger::of(&j.settings)?;
+    let state = state.filter(|s| s.kind == trigger.kind);
+    Some(json!({
+        "kind": trigger.kind.as_str(),
+        "paused": trigger.paused,
+        "armed_time": state.map(|s| s.armed_time),
+        "next_fire_time": state.and_then(|s| s.next_fire_time),
+        "last_fire_time": state.and_then(|s| s.last_fire_time),
+        "last_run_id": state.and_then(|s| s.last_run_id),
+        "last_error": state.and_then(|s| s.last_error.as_deref()),
+        "last_error_time": state.and_then(|s| s.last_error_time),
+    }))
 }
 
 /// A module version object.

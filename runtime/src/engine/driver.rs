@@ -112,13 +112,14 @@ impl Driver {
             if self.state.is_final() || (self.draining && self.state.executing() == 0) {
                 break;
             }
-            let wake = self.state.next_wake().map(|t| {
-                let ms = (t - self.shared.now()).max(0) as u64;
-                tokio::time::Instant::now() + Duration::from_millis(ms)
-            });
+            // Retries and run timeouts are due on the engine's clock.
+            let wake = self
+                .state
+                .next_wake()
+                .map(|t| self.shared.clock.sleep_until(t));
             let msg = tokio::select! {
                 msg = self.rx.recv() => msg,
-                _ = async { match wake { Some(w) => tokio::time::sleep_until(w).await, None => std::future::pending().await } } => None,
+                _ = async { match wake { Some(w) => w.await, None => std::future::pending().await } } => None,
             };
             let mut next = msg;
             while let Some(m) = next {

@@ -1,7 +1,8 @@
 //! The run engine: turns run requests into durable runs and drives them to their end.
 //!
-//! - [`Engine::run_now`] (and the trigger paths later) record a run in the store, admitted or
-//!   queued by the store's transaction.
+//! - [`Engine::run_now`] (manual runs) and [`Engine::fire`] (trigger events, see
+//!   [`crate::trigger`]) record a run in the store, admitted or queued by the store's
+//!   transaction.
 //! - Each node claims runs with a lease ([`node`]) and spawns a [`driver`] per run; the driver
 //!   holds the run's [`state::RunState`], persists every change (fenced by the lease) before it
 //!   acts on it, and dispatches ready tasks to the executor.
@@ -14,6 +15,8 @@ pub mod resolve;
 pub mod run_if;
 pub mod state;
 mod submit;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use submit::{RepairRequest, RunRequest};
 
@@ -67,6 +70,8 @@ pub struct EngineConfig {
     pub max_runs: u32,
     /// How long a shutdown waits for running attempts before stopping them.
     pub shutdown_grace: Duration,
+    /// Overrides of the AWS environment for `s3://` URLs (file-arrival checks at deploy).
+    pub s3: crate::s3::S3Settings,
     /// Prepares `/input` for the tasks of file-arrival runs (none: no `/input`).
     pub inputs: Option<Arc<crate::trigger::file_arrival::input::InputStager>>,
 }
@@ -80,6 +85,7 @@ impl EngineConfig {
             claim_interval: Duration::from_secs(1),
             max_runs: 1000,
             shutdown_grace: Duration::from_secs(10),
+            s3: Default::default(),
             inputs: None,
         }
     }
@@ -200,6 +206,16 @@ impl Engine {
     /// The engine clock's time.
     pub fn now(&self) -> i64 {
         self.shared.now()
+    }
+
+    /// The engine's clock: every time decision of runs and triggers goes through it.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.shared.clock
+    }
+
+    /// The node's S3 settings (over the AWS environment).
+    pub fn s3_settings(&self) -> &crate::s3::S3Settings {
+        &self.shared.config.s3
     }
 
     /// This node's id.

@@ -1,12 +1,14 @@
-//! Creating runs: run-now, one-time submits, child runs of `run_job_task`, and repairs.
+//! Creating runs: run-now, trigger events, one-time submits, child runs of `run_job_task`, and
+//! repairs.
 
 use super::state::JobRef;
 use super::{Engine, EngineError, Shared};
 use crate::spec::{JobSettings, ModuleRef, TaskKind};
 use crate::store::{
     Admission, JobId, LifeCycleState, NewRepair, NewRun, ParentRef, ResultState, RunCreated, RunId,
-    RunPlan, RunRecord, StoreError, TriggerType,
+    RunPlan, RunRecord, StoreError, TriggerCommit, TriggerType,
 };
+use crate::trigger::TriggerEvent;
 use std::collections::BTreeMap;
 
 /// A request for a run of a job.
@@ -31,6 +33,29 @@ pub struct RepairRequest {
     pub latest_repair_id: Option<i64>,
     /// Parameter overrides for the repaired tasks.
     pub job_parameters: BTreeMap<String, String>,
+}
+
+/// Where a run comes from: what the store records beside the request.
+pub(crate) struct Origin {
+    /// The run's `trigger`.
+    trigger: TriggerType,
+    /// Its trigger payload.
+    info: serde_json::Value,
+    /// The parent of a `run_job_task` child run.
+    parent: Option<ParentRef>,
+    /// Trigger state committed with the run.
+    commit: Option<TriggerCommit>,
+}
+
+impl Origin {
+    fn manual() -> Origin {
+        Origin {
+            trigger: TriggerType::OneTime,
+            info: serde_json::Value::Null,
+            parent: None,
+            commit: None,
+        }
+    }
 }
 
 /// Results a repair with `rerun_all_failed_tasks` reruns.
@@ -111,9 +136,7 @@ impl Shared {
         &self,
         job_id: JobId,
         request: RunRequest,
-        trigger: TriggerType,
-        trigger_info: serde_json::Value,
-        parent: Option<ParentRef>,
+        origin: Origin,
     ) -> Result<RunCreated, EngineError> {
         let job = self
             .store
@@ -128,8 +151,8 @@ impl Shared {
             .create_run(NewRun {
                 job_id: Some(job_id),
                 run_name: settings.name.clone(),
-                trigger,
-                trigger_info,
+                trigger: origin.trigger,
+                trigger_info: origin.info,
                 job_parameters,
                 overriding_parameters: request.job_parameters,
                 admission: Some(Admission {
@@ -137,9 +160,10 @@ impl Shared {
                     queue_enabled: settings.queue_enabled(),
                 }),
                 plan,
-                parent,
+                parent: origin.parent,
                 idempotency_token: request.idempotency_token,
                 now: self.now(),
+                trigger_commit: origin.commit,
             })
             .await?;
         self.after_create(&created);
@@ -185,14 +209,14 @@ impl Shared {
         };
         let info =
             serde_json::json!({"parent_run_id": parent.run_id, "parent_task_run_id": task_run_id});
+        let origin = Origin {
+            trigger: TriggerType::RunJobTask,
+            info,
+            parent: Some(parent_ref),
+            commit: None,
+        };
         let created = self
-            .create_job_run(
-                job_id,
-                request,
-                TriggerType::RunJobTask,
-                info,
-                Some(parent_ref),
-            )
+            .create_job_run(job_id, request, origin)
             .await
             .map_err(|e| match e {
                 EngineError::NotFound(m) => EngineError::NotFound(m),
@@ -210,13 +234,27 @@ impl Engine {
         request: RunRequest,
     ) -> Result<RunCreated, EngineError> {
         self.shared
-            .create_job_run(
-                job_id,
-                request,
-                TriggerType::OneTime,
-                serde_json::Value::Null,
-                None,
-            )
+            .create_job_run(job_id, request, Origin::manual())
+            .await
+    }
+
+    /// Records the run a trigger event causes, with its typed payload, and commits the event's
+    /// trigger state in the same transaction. The event's idempotency key makes this
+    /// idempotent: a second event with the same key returns the first run (`created: false`)
+    /// and only applies the trigger state.
+    pub async fn fire(&self, event: TriggerEvent) -> Result<RunCreated, EngineError> {
+        let request = RunRequest {
+            job_parameters: event.job_parameters,
+            idempotency_token: Some(event.idempotency_key),
+        };
+        let origin = Origin {
+            trigger: event.payload.trigger_type(),
+            info: event.payload.to_json(),
+            parent: None,
+            commit: Some(event.commit),
+        };
+        self.shared
+            .create_job_run(event.job_id, request, origin)
             .await
     }
 
@@ -243,6 +281,7 @@ impl Engine {
                 idempotency_token,
                 admission: None,
                 now: self.shared.now(),
+                trigger_commit: None,
             })
             .await?;
         self.shared.after_create(&created);

@@ -16,7 +16,7 @@ mod module_ref;
 pub mod refs;
 mod source;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod types;
 mod validate;
 

@@ -16,8 +16,10 @@ pub mod model;
 pub mod sqlite;
 #[doc(hidden)]
 pub mod suite;
+pub mod triggers;
 
 pub use model::*;
+pub use triggers::*;
 
 use crate::spec::JobSettings;
 use async_trait::async_trait;
@@ -84,6 +86,9 @@ pub struct NewRun {
     pub admission: Option<Admission>,
     /// Creation time.
     pub now: Millis,
+    /// For triggered runs: trigger state and seen items committed in the run's transaction
+    /// (also when the idempotency token returns an existing run).
+    pub trigger_commit: Option<TriggerCommit>,
 }
 
 /// What [`Store::create_run`] did.
@@ -237,8 +242,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(Vec<JobRecord>, bool)>;
     /// Replaces a job's settings. `NotFound`, or `Conflict` if the new name is another job's.
     async fn update_job(&self, job_id: JobId, settings: &JobSettings) -> StoreResult<()>;
-    /// Deletes a job (its runs stay in the history). `NotFound` if absent.
+    /// Deletes a job (its runs stay in the history) and its trigger state. `NotFound` if absent.
     async fn delete_job(&self, job_id: JobId) -> StoreResult<()>;
+    /// The ids of jobs created, updated or deleted from now on, as their changes commit (on a
+    /// store shared by several nodes, also the changes other nodes make). A receiver that lags
+    /// behind gets `Lagged` and must look at every job again.
+    fn job_changes(&self) -> tokio::sync::broadcast::Receiver<JobId>;
 
     // ---- modules ----------------------------------------------------------------------------
 
@@ -311,6 +320,17 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_run(&self, run_id: RunId) -> StoreResult<()>;
     /// Run events after `after_seq`, oldest first.
     async fn run_events(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<RunEvent>>;
+
+    // ---- triggers ---------------------------------------------------------------------------
+
+    /// A job's trigger state.
+    async fn get_trigger_state(&self, job_id: JobId) -> StoreResult<Option<TriggerState>>;
+    /// Every job's trigger state, by job id.
+    async fn list_trigger_states(&self) -> StoreResult<Vec<TriggerState>>;
+    /// Writes a job's trigger state (insert or replace). `NotFound` if the job does not exist.
+    async fn put_trigger_state(&self, state: &TriggerState) -> StoreResult<()>;
+    /// A job's seen-set, by key.
+    async fn list_trigger_seen(&self, job_id: JobId) -> StoreResult<Vec<SeenRecord>>;
 }
 
 /// Opens the store a `--state` URL names: `sqlite://PATH` (relative to the working directory)

@@ -11,6 +11,7 @@ mod history;
 mod jobs;
 mod leases;
 mod modules;
+mod triggers;
 
 pub use admission::*;
 pub use control::*;
@@ -18,6 +19,7 @@ pub use history::*;
 pub use jobs::*;
 pub use leases::*;
 pub use modules::*;
+pub use triggers::*;
 
 use crate::spec::JobSettings;
 use crate::store::{
@@ -65,6 +67,11 @@ macro_rules! store_suite {
             delete_run_removes_tasks_and_logs,
             run_events_follow_state_changes,
             allocated_ids_never_overlap,
+            trigger_state_round_trips_and_needs_its_job,
+            triggered_run_commits_its_trigger_state,
+            replayed_trigger_event_moves_the_trigger_only,
+            deleting_a_job_forgets_its_trigger,
+            job_changes_report_creates_updates_and_deletes,
         );
     };
     (@tests ($factory:expr) $($test:ident),* $(,)?) => {
@@ -120,6 +127,7 @@ pub fn new_run(job_id: Option<JobId>, settings: &JobSettings, now: Millis) -> Ne
             queue_enabled: settings.queue_enabled(),
         }),
         now,
+        trigger_commit: None,
     }
 }
 

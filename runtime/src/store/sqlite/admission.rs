@@ -1,7 +1,7 @@
 //! Admission: creating runs under their job's `max_concurrent_runs` and queue setting, and
 //! promoting queued runs once their job has room.
 
-use super::{events, runs, tasks};
+use super::{events, runs, tasks, triggers};
 use crate::store::{
     Admission, JobId, LifeCycleState, Millis, NewRun, ResultState, RunCreated, RunId, RunRecord,
     StoreResult,
@@ -22,6 +22,9 @@ pub(super) fn create_run(conn: &Connection, new: NewRun) -> StoreResult<RunCreat
     if let Some(token) = &new.idempotency_token
         && let Some(existing) = by_token(conn, token)?
     {
+        if let (Some(commit), Some(job_id)) = (&new.trigger_commit, new.job_id) {
+            triggers::apply(conn, commit, job_id, existing.run_id, new.now)?;
+        }
         return Ok(existing);
     }
     let decision = decide(conn, new.job_id, new.admission)?;
@@ -69,6 +72,9 @@ pub(super) fn create_run(conn: &Connection, new: NewRun) -> StoreResult<RunCreat
         run.result_state,
         new.now,
     )?;
+    if let (Some(commit), Some(job_id)) = (&new.trigger_commit, run.job_id) {
+        triggers::apply(conn, commit, job_id, run_id, new.now)?;
+    }
     Ok(RunCreated {
         run_id,
         created: true,

@@ -35,6 +35,7 @@ mod options;
 mod readers;
 mod runs;
 mod tasks;
+mod triggers;
 mod writer;
 
 #[cfg(test)]
@@ -51,6 +52,7 @@ use writer::Writer;
 pub struct SqliteStore {
     writer: Writer,
     readers: ReadPool,
+    job_changes: tokio::sync::broadcast::Sender<JobId>,
 }
 
 impl SqliteStore {
@@ -75,6 +77,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Writer::spawn(writer).context("starting the sqlite writer thread")?,
             readers: ReadPool::new(readers),
+            job_changes: tokio::sync::broadcast::channel(1024).0,
         })
     }
 }
@@ -83,9 +86,12 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn create_job(&self, settings: &JobSettings, now: Millis) -> StoreResult<JobId> {
         let settings = settings.clone();
-        self.writer
+        let job_id = self
+            .writer
             .call("create_job", move |c| jobs::create(c, &settings, now))
-            .await
+            .await?;
+        let _ = self.job_changes.send(job_id);
+        Ok(job_id)
     }
 
     async fn get_job(&self, job_id: JobId) -> StoreResult<Option<JobRecord>> {
@@ -116,13 +122,24 @@ impl Store for SqliteStore {
         let settings = settings.clone();
         self.writer
             .call("update_job", move |c| jobs::update(c, job_id, &settings))
-            .await
+            .await?;
+        let _ = self.job_changes.send(job_id);
+        Ok(())
     }
 
     async fn delete_job(&self, job_id: JobId) -> StoreResult<()> {
         self.writer
-            .call("delete_job", move |c| jobs::delete(c, job_id))
-            .await
+            .call("delete_job", move |c| {
+                jobs::delete(c, job_id)?;
+                triggers::delete_job(c, job_id)
+            })
+            .await?;
+        let _ = self.job_changes.send(job_id);
+        Ok(())
+    }
+
+    fn job_changes(&self) -> tokio::sync::broadcast::Receiver<JobId> {
+        self.job_changes.subscribe()
     }
 
     async fn put_module(
@@ -264,6 +281,36 @@ impl Store for SqliteStore {
     async fn delete_run(&self, run_id: RunId) -> StoreResult<()> {
         self.writer
             .call("delete_run", move |c| runs::delete(c, run_id))
+            .await
+    }
+
+    async fn get_trigger_state(&self, job_id: JobId) -> StoreResult<Option<TriggerState>> {
+        self.readers
+            .call("get_trigger_state", move |c| triggers::get(c, job_id))
+            .await
+    }
+
+    async fn list_trigger_states(&self) -> StoreResult<Vec<TriggerState>> {
+        self.readers
+            .call("list_trigger_states", triggers::list)
+            .await
+    }
+
+    async fn put_trigger_state(&self, state: &TriggerState) -> StoreResult<()> {
+        let state = state.clone();
+        self.writer
+            .call("put_trigger_state", move |c| {
+                if jobs::get(c, state.job_id)?.is_none() {
+                    return Err(StoreError::NotFound(format!("job {}", state.job_id)));
+                }
+                triggers::put(c, &state)
+            })
+            .await
+    }
+
+    async fn list_trigger_seen(&self, job_id: JobId) -> StoreResult<Vec<SeenRecord>> {
+        self.readers
+            .call("list_trigger_seen", move |c| triggers::list_seen(c, job_id))
             .await
     }
 

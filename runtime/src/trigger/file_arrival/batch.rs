@@ -22,6 +22,9 @@ pub struct Observed {
     pub modification_time: Millis,
     /// The object's ETag (object stores only).
     pub etag: Option<String>,
+    /// When it arrived, as far as can be told: the OS event's time, else the later of its
+    /// modification and inode change (a rename) times, or an object's upload time.
+    pub arrived_at: Millis,
     /// What makes this version of the file different from an earlier one at the same path
     /// (size, modification time in ns and inode for a local file; the ETag for an object).
     pub fingerprint: String,
@@ -37,6 +40,7 @@ pub struct Batcher {
     pending: BTreeMap<String, Observed>,
     last_change: Millis,
     last_fire: Option<Millis>,
+    baseline: Millis,
 }
 
 impl Batcher {
@@ -58,13 +62,21 @@ impl Batcher {
             pending: BTreeMap::new(),
             last_change: 0,
             last_fire,
+            baseline: Millis::MIN,
         }
     }
 
-    /// Offers a complete file; true when it is new (not ignored, not covered by an earlier
-    /// run in this version, not already waiting).
+    /// Files that arrived before `at` were there when the trigger was armed: they are not
+    /// arrivals (unless rewritten later).
+    pub fn set_baseline(&mut self, at: Millis) {
+        self.baseline = at;
+    }
+
+    /// Offers a complete file; true when it is new (not ignored, not there before the
+    /// trigger was armed, not covered by an earlier run in this version, not already waiting).
     pub fn offer(&mut self, file: Observed, now: Millis) -> bool {
         if !self.filter.accepts(&file.path)
+            || file.arrived_at < self.baseline
             || self.seen.get(&file.path) == Some(&file.fingerprint)
             || self
                 .pending
@@ -182,6 +194,7 @@ mod tests {
             size: 1,
             modification_time: 0,
             etag: None,
+            arrived_at: 0,
             fingerprint: fp.into(),
         }
     }
@@ -239,6 +252,16 @@ mod tests {
         b.fired(&batch, 70_000);
         b.offer(file("b", "1"), 71_000);
         assert_eq!(b.due_at(), Some(130_000));
+    }
+
+    #[test]
+    fn files_there_before_the_trigger_was_armed_are_no_arrivals() {
+        let mut b = batcher(0, 0);
+        b.set_baseline(100);
+        assert!(!b.offer(file("old", "1"), 200));
+        let mut new = file("new", "1");
+        new.arrived_at = 150;
+        assert!(b.offer(new, 200));
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl S3Source {
                     path: rel.to_string(),
                     size: m.size,
                     modification_time,
+                    arrived_at: modification_time,
                     etag: m.e_tag,
                     fingerprint,
                 })
@@ -110,6 +111,21 @@ impl S3Source {
             .collect();
         found.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(found)
+    }
+
+    /// Lists the first page only: whether the bucket exists and may be listed.
+    pub async fn probe(&self) -> Result<(), FileArrivalError> {
+        let prefix = (!self.location.prefix.is_empty())
+            .then(|| ObjectPath::from(self.location.prefix.as_str()));
+        self.store
+            .list(prefix.as_ref())
+            .try_next()
+            .await
+            .map(|_| ())
+            .map_err(|e| FileArrivalError::Listing {
+                url: self.url.clone(),
+                source: e,
+            })
     }
 
     /// The object at `rel` under the URL.

@@ -1,6 +1,7 @@
 //! The loop of one watched job: observe the source, batch, fire when due.
 
 use super::FileArrivalError;
+use crate::trigger::TriggerError;
 use super::batch::{Batcher, Observed, idempotency_key};
 use super::local::LocalSource;
 use super::local::watcher::WatchEvent;
@@ -58,7 +59,7 @@ pub struct Batch {
 }
 
 /// Time as the loop needs it (the node's [`Clock`](crate::clock::Clock) in production).
-pub trait LoopClock {
+pub trait LoopClock: Send + Sync {
     /// Now, in ms since the epoch.
     fn now(&self) -> Millis;
     /// Resolves at `at`.
@@ -69,21 +70,32 @@ pub trait LoopClock {
 /// `fire`, which records its run durably (files, run and state in one transaction) before it
 /// returns `Ok`. A batch `fire` refuses stays unrecorded and the error ends the loop; the
 /// caller restarts it with backoff, and the reconciling scan finds the files again.
-pub async fn run<F, Fut>(
+/// `recovered` is called once, after the source answered for the first time.
+pub async fn run<F, Fut, R, RFut>(
     job_id: i64,
     url: &str,
     source: &mut Source,
     batcher: &mut Batcher,
     clock: &dyn LoopClock,
     mut fire: F,
-) -> Result<(), FileArrivalError>
+    recovered: R,
+) -> Result<(), TriggerError>
 where
     F: FnMut(Batch) -> Fut,
-    Fut: Future<Output = Result<(), FileArrivalError>>,
+    Fut: Future<Output = Result<(), TriggerError>>,
+    R: FnOnce() -> RFut,
+    RFut: Future<Output = Result<(), TriggerError>>,
 {
+    let mut recovered = Some(recovered);
     loop {
         let now = clock.now();
-        source.tick(batcher, now).await?;
+        source
+            .tick(batcher, now)
+            .await
+            .map_err(|e| super::source_error(job_id, e))?;
+        if let Some(r) = recovered.take() {
+            r().await?;
+        }
         if let Some(due) = batcher.due_at()
             && due <= now
         {
@@ -156,11 +168,11 @@ mod tests {
             let _keep = watcher;
             let mut source = Source::Local(source);
             let mut batcher = Batcher::new(filter, wait, 0, seen, None);
-            let _ = run(1, &url, &mut source, &mut batcher, &Wall, |b| {
+            let fire = |b| {
                 let _ = tx.send(b);
                 async { Ok(()) }
-            })
-            .await;
+            };
+            let _ = run(1, &url, &mut source, &mut batcher, &Wall, fire, || async { Ok(()) }).await;
         });
         (rx, handle)
     }

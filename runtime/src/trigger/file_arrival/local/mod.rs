@@ -107,7 +107,9 @@ impl LocalSource {
     pub fn on_event(&mut self, event: WatchEvent, batcher: &mut Batcher, now: Millis) {
         match event {
             WatchEvent::Complete(path) => {
-                if let Some(file) = scan::observe(&self.root, &path) {
+                if let Some(mut file) = scan::observe(&self.root, &path) {
+                    // The event is the arrival.
+                    file.arrived_at = file.arrived_at.max(now);
                     self.candidates.remove(&file.path);
                     batcher.offer(file, now);
                 }

@@ -20,11 +20,14 @@ pub fn observe(root: &Path, abs: &Path) -> Option<Observed> {
 
 fn from_metadata(rel: String, meta: &std::fs::Metadata) -> Observed {
     let mtime_ns = (meta.mtime() as i128) * 1_000_000_000 + meta.mtime_nsec() as i128;
+    let ctime_ms = meta.ctime() * 1000 + meta.ctime_nsec() / 1_000_000;
+    let modification_time = (mtime_ns / 1_000_000) as Millis;
     Observed {
         path: rel,
         size: meta.len(),
-        modification_time: (mtime_ns / 1_000_000) as Millis,
+        modification_time,
         etag: None,
+        arrived_at: modification_time.max(ctime_ms),
         fingerprint: format!("{}-{mtime_ns}-{}", meta.len(), meta.ino()),
     }
 }

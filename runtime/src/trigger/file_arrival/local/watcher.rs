@@ -271,10 +271,13 @@ impl DirWatcher {
                 .cloned()
                 .collect()
         };
-        if inner.watched.remove(root).is_none() {
+        let Inner {
+            watcher, watched, ..
+        } = &mut *inner;
+        if watched.remove(root).is_none() {
             return;
         }
-        let Some(watcher) = inner.watcher.as_mut() else {
+        let Some(watcher) = watcher.as_mut() else {
             return;
         };
         let _ = watcher.unwatch(root);
@@ -290,7 +293,7 @@ impl DirWatcher {
         for r in rewatch {
             match watcher.watch(&r, RecursiveMode::Recursive) {
                 Ok(()) => {
-                    inner.watched.insert(r, ());
+                    watched.insert(r, ());
                 }
                 Err(e) => {
                     tracing::warn!(path = %r.display(), error = %e, "weir.trigger.file_arrival: cannot watch again");
