@@ -72,7 +72,7 @@ fn yaml_errors_are_located() {
         case(
             "bad path_glob",
             "name: x\ntrigger:\n  file_arrival: {url: \"file:///srv/in/\", path_glob: \"[a-\"}\ntasks:\n  - task_key: a\n    wasm_task: {module: m}\n",
-            (3, 48),
+            (3, 53),
             "trigger.file_arrival.path_glob",
             "path_glob \"[a-\" is not a valid glob",
         ),

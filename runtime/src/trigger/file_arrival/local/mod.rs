@@ -3,10 +3,11 @@
 //!
 //! The completeness rule: a file counts when it is closed after being written
 //! (`IN_CLOSE_WRITE`) or renamed into place (`IN_MOVED_TO`); a file that is only created or
-//! still being written does not. Files found by a scan (at start, in a new directory, after
-//! lost events) count when they have not been modified for [`QUIET_MS`] (a writer still busy
-//! with one closes it later and that close counts); while scanning instead of watching, a file
-//! counts once it has not changed for one scan interval.
+//! still being written does not. A file found by a scan (at start, in a new directory, after
+//! lost events, or every interval when scanning instead of watching) counts when no process
+//! has it open for writing (the kernel tells through a read lease); where the kernel cannot
+//! tell (a file the node neither owns nor may lease, a filesystem without leases) it counts
+//! once it has not been modified for [`QUIET_MS`] (one scan interval when scanning).
 
 pub mod scan;
 pub mod watcher;
@@ -228,7 +229,13 @@ impl LocalSource {
     fn consider(&mut self, file: Observed, batcher: &mut Batcher, now: Millis, quiet: Millis) {
         if batcher.knows(&file.path, &file.fingerprint) {
             self.candidates.remove(&file.path);
-        } else if now.saturating_sub(file.modification_time) >= quiet {
+            return;
+        }
+        let complete = match scan::being_written(&self.root.join(&file.path)) {
+            Some(writing) => !writing,
+            None => now.saturating_sub(file.modification_time) >= quiet,
+        };
+        if complete {
             self.candidates.remove(&file.path);
             batcher.offer(file, now);
         } else {

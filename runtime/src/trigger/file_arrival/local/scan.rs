@@ -32,6 +32,29 @@ fn from_metadata(rel: String, meta: &std::fs::Metadata) -> Observed {
     }
 }
 
+/// Whether any process has the file open for writing: `Some(true)` or `Some(false)` when the
+/// kernel can tell (a read lease is granted only on a file nobody has open for writing, and
+/// released at once), `None` when it cannot (leases need the file's owner or `CAP_LEASE`, and a
+/// filesystem that supports them).
+pub fn being_written(path: &Path) -> Option<bool> {
+    use std::os::unix::io::AsRawFd as _;
+    let file = std::fs::File::open(path).ok()?;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl(2) on a descriptor we own; F_SETLEASE takes an int argument. No owner is
+    // set (F_SETOWN), so a lease break would signal no process, and the lease is released
+    // right away.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+        return Some(false);
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::EAGAIN) => Some(true),
+        _ => None,
+    }
+}
+
 /// Every regular file under `dir` (a directory under `root`) that the filter accepts, not
 /// descending into ignored directories nor following symlinks.
 pub fn scan(root: &Path, dir: &Path, filter: &PathFilter) -> std::io::Result<Vec<Observed>> {
@@ -98,5 +121,17 @@ mod tests {
         std::fs::write(root.join("a.csv"), "a2").unwrap();
         assert_ne!(observe(root, &root.join("a.csv")).unwrap().fingerprint, a.fingerprint);
         assert!(scan(root, &root.join("missing"), &filter).is_err());
+    }
+
+    #[test]
+    fn tells_a_file_open_for_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.csv");
+        let f = std::fs::File::create(&path).unwrap();
+        // Root or the owner may take leases (the tests run as either).
+        assert_eq!(being_written(&path), Some(true));
+        drop(f);
+        assert_eq!(being_written(&path), Some(false));
+        assert_eq!(being_written(&dir.path().join("missing")), None);
     }
 }
