@@ -107,14 +107,28 @@ impl S3Server {
         assert!(resp.status().is_success(), "create bucket {bucket}: {}", resp.status());
     }
 
-    /// Uploads an object.
+    /// Uploads an object (a signed PUT, as any S3 client does).
     pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
-        let resp = reqwest::blocking::Client::new()
-            .put(format!("{}/{bucket}/{key}", self.endpoint))
-            .body(body.to_vec())
-            .send()
+        use object_store::ObjectStoreExt as _;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_bucket_name(bucket)
+            .with_access_key_id("weir-test")
+            .with_secret_access_key("weir-test-secret")
+            .with_region("us-east-1")
+            .with_allow_http(true)
+            .build()
             .unwrap();
-        assert!(resp.status().is_success(), "put {bucket}/{key}: {}", resp.status());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(store.put(
+                &object_store::path::Path::from(key),
+                bytes::Bytes::copy_from_slice(body).into(),
+            ))
+            .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e}"));
     }
 
     /// The keys under `prefix` in `bucket` (ListObjectsV2).

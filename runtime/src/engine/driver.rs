@@ -217,9 +217,9 @@ impl Driver {
                         Ok(Some(InputPlan::Ready(preopen))) => inv.preopens.push(preopen),
                         Ok(Some(InputPlan::Fetch(request))) => {
                             self.staging.insert(id);
-                            let (inputs, tx) = (inputs.clone(), self.tx.clone());
-                            tokio::spawn(async move {
-                                let staged = inputs.fetch(&request).await.map_err(|e| e.to_string());
+                            let tx = self.tx.clone();
+                            inputs.start_fetch(request, move |staged| {
+                                let staged = staged.map_err(|e| e.to_string());
                                 let _ = tx.send(DriverMsg::InputStaged(id, inv, staged));
                             });
                             return;

@@ -90,6 +90,9 @@ pub struct InputStager {
     s3: S3Settings,
     limit_bytes: u64,
     locks: Mutex<HashMap<RunId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The runtime fetches run on (one with I/O: run drivers live on the task runtime, which
+    /// has timers only).
+    io: Option<tokio::runtime::Handle>,
 }
 
 fn read_only(host: PathBuf) -> Preopen {
@@ -111,13 +114,32 @@ fn safe_relative(path: &str) -> bool {
 
 impl InputStager {
     /// A stager keeping fetched objects under `root` (`<data-dir>/inputs`), at most
-    /// `limit_bytes` per run.
+    /// `limit_bytes` per run; fetches run on the tokio runtime it is created on.
     pub fn new(root: PathBuf, s3: S3Settings, limit_bytes: u64) -> InputStager {
         InputStager {
             root,
             s3,
             limit_bytes,
             locks: Mutex::default(),
+            io: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
+    /// Fetches in the background on the stager's runtime, then calls `done`.
+    pub fn start_fetch(
+        self: &Arc<Self>,
+        request: FetchRequest,
+        done: impl FnOnce(Result<Preopen, InputError>) + Send + 'static,
+    ) {
+        let this = self.clone();
+        let work = async move { done(this.fetch(&request).await) };
+        match &self.io {
+            Some(handle) => {
+                handle.spawn(work);
+            }
+            None => {
+                tokio::spawn(work);
+            }
         }
     }
 
