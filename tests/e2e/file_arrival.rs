@@ -260,3 +260,46 @@ fn a_symlink_pointing_outside_is_neither_reported_nor_readable_through_input() {
     let message = task(&runs[0], "peek")["state"]["state_message"].to_string();
     assert!(message.contains("exited with code 1"), "{message}");
 }
+
+#[test]
+fn a_missing_directory_is_refused_at_deploy_and_a_vanished_one_is_the_trigger_error() {
+    let w = Weir::start();
+    let (dir, url) = landing();
+    let missing = format!("{url}not-there/");
+    let spec = w.dir.path().join("missing.yaml");
+    std::fs::write(&spec, arrival_spec("missing", &missing, "")).unwrap();
+    let out = w.cli(&["deploy", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("trigger.file_arrival.url"), "{err}");
+    assert!(err.contains("not-there"), "{err}");
+    assert!(!w.cli_ok(&["jobs", "list"]).contains("missing"), "nothing was created");
+
+    let watched = dir.path().join("in");
+    std::fs::create_dir(&watched).unwrap();
+    let url = format!("{url}in/");
+    w.deploy("vanish.yaml", &arrival_spec("vanish", &url, ""));
+    let id = job_id(&w, "vanish");
+    std::fs::remove_dir(&watched).unwrap();
+    let start = Instant::now();
+    loop {
+        let (_, job) = w.cli_json(&["jobs", "get", "vanish"]);
+        let error = job["trigger_state"]["last_error"].as_str().unwrap_or("").to_string();
+        if error.contains(&format!("cannot read {url}")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no trigger error in jobs get:\n{job:#}\n{}",
+            w.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Back: the watch recovers (with backoff) and the new file triggers once.
+    std::fs::create_dir(&watched).unwrap();
+    drop_file(&watched, "back.csv", "b");
+    let runs = wait_runs(&w, id, 1);
+    assert_eq!(files_of(&runs[0]), ["back.csv"]);
+    let (_, job) = w.cli_json(&["jobs", "get", "vanish"]);
+    assert!(job["trigger_state"]["last_error"].is_null(), "{job:#}");
+}

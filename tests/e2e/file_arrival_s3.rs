@@ -105,3 +105,16 @@ fn an_s3_outage_is_shown_as_the_trigger_error_and_nothing_is_lost_or_doubled_aft
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(runs_of(&w, id).len(), 2);
 }
+
+#[test]
+fn a_missing_bucket_is_refused_at_deploy() {
+    let s3 = S3Server::start();
+    let w = node(&s3);
+    let spec = w.dir.path().join("nobucket.yaml");
+    std::fs::write(&spec, arrival_spec("nobucket", "s3://no-such-bucket/in/", "")).unwrap();
+    let out = w.cli(&["deploy", spec.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("trigger.file_arrival.url"), "{err}");
+    assert!(err.contains("cannot list s3://no-such-bucket/in/"), "{err}");
+}

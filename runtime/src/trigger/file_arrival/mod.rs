@@ -299,12 +299,32 @@ impl FileArrivalError {
     /// that the storage is unreachable for now.
     pub fn is_definitive(&self) -> bool {
         match self {
-            FileArrivalError::Listing { source, .. } => matches!(
-                source,
-                object_store::Error::NotFound { .. }
-                    | object_store::Error::PermissionDenied { .. }
-                    | object_store::Error::Unauthenticated { .. }
-            ),
+            FileArrivalError::Listing { source, .. } => {
+                if matches!(
+                    source,
+                    object_store::Error::NotFound { .. }
+                        | object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. }
+                ) {
+                    return true;
+                }
+                // S3 error codes that no retry fixes, wherever in the chain they are.
+                let mut text = source.to_string();
+                let mut cause = std::error::Error::source(source);
+                while let Some(c) = cause {
+                    text.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                [
+                    "NoSuchBucket",
+                    "AccessDenied",
+                    "InvalidAccessKeyId",
+                    "SignatureDoesNotMatch",
+                    "InvalidBucketName",
+                ]
+                .iter()
+                .any(|code| text.contains(code))
+            }
             FileArrivalError::Unreadable { .. } | FileArrivalError::Glob(_) => true,
         }
     }
