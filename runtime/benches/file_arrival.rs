@@ -156,7 +156,10 @@ impl Node {
                         .unwrap_or_else(|| panic!("no started_us: {run:#}"));
                 }
             }
-            assert!(Instant::now() < deadline, "run {n} of job {job_id} never finished");
+            assert!(
+                Instant::now() < deadline,
+                "run {n} of job {job_id} never finished"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -171,7 +174,8 @@ impl Drop for Node {
 
 fn summary(label: &str, mut samples_us: Vec<i64>) -> String {
     samples_us.sort();
-    let at = |p: f64| samples_us[((samples_us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1e3;
+    let at =
+        |p: f64| samples_us[((samples_us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1e3;
     format!(
         "{label} ({} samples): p50 {:.1} ms   p99 {:.1} ms   min {:.1} ms   max {:.1} ms",
         samples_us.len(),
@@ -186,7 +190,11 @@ fn local_drops() -> String {
     let node = Node::start("", &[]);
     let digest = node.push_testtask();
     let landing = tempfile::tempdir().unwrap();
-    let job = node.watching_job("bench-local", &format!("file://{}/", landing.path().display()), &digest);
+    let job = node.watching_job(
+        "bench-local",
+        &format!("file://{}/", landing.path().display()),
+        &digest,
+    );
     // Warm-up drop (the first instantiation fills caches).
     let stage = |i: usize| {
         let staged = landing.path().join(format!(".f{i}.part"));
@@ -267,10 +275,7 @@ fn s3_uploads() -> String {
     drop(node);
     let _ = moto.kill();
     let _ = moto.wait();
-    summary(
-        "S3 upload -> task running, listing interval 1 s",
-        samples,
-    )
+    summary("S3 upload -> task running, listing interval 1 s", samples)
 }
 
 fn proc_stat(pid: u32) -> (u64, u64) {
@@ -284,8 +289,14 @@ fn proc_stat(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
     (rss, ticks)
 }
 
@@ -298,7 +309,11 @@ fn idle_jobs() -> String {
     for i in 0..IDLE_JOBS {
         let dir = root.path().join(format!("job-{i}"));
         std::fs::create_dir(&dir).unwrap();
-        node.watching_job(&format!("idle-{i}"), &format!("file://{}/", dir.display()), &digest);
+        node.watching_job(
+            &format!("idle-{i}"),
+            &format!("file://{}/", dir.display()),
+            &digest,
+        );
     }
     // Let every watch start and the node settle.
     std::thread::sleep(Duration::from_secs(15));
@@ -345,6 +360,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    weir::tls::install_crypto_provider();
     println!(
         "weir file-arrival benchmark — {} — {}",
         machine(),

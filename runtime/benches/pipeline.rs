@@ -144,7 +144,7 @@ fn main() {
         .to_string();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Client {
-        http: reqwest::Client::new(),
+        http: weir::tls::http_client().build().unwrap(),
         base: addr,
         token,
     };

@@ -18,4 +18,5 @@ pub mod s3;
 pub mod serve;
 pub mod spec;
 pub mod store;
+pub mod tls;
 pub mod trigger;

@@ -70,7 +70,9 @@ impl S3Url {
             url: url.to_string(),
             reason,
         };
-        let rest = url.strip_prefix("s3://").ok_or_else(|| err("no s3:// scheme"))?;
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| err("no s3:// scheme"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(err("no bucket name"));

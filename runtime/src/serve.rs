@@ -145,7 +145,9 @@ impl Node {
         engine_config.inputs = Some(Arc::new(InputStager::new(
             dir.join("inputs"),
             config.s3.clone(),
-            config.file_arrival_input_limit_mb.saturating_mul(1024 * 1024),
+            config
+                .file_arrival_input_limit_mb
+                .saturating_mul(1024 * 1024),
         )));
         let engine = Engine::start(
             store,

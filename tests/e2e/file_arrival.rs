@@ -49,8 +49,13 @@ pub fn runs_of(w: &Weir, job_id: i64) -> Vec<Value> {
     ids.sort();
     ids.into_iter()
         .map(|id| {
-            w.http("GET", &format!("/api/2.2/jobs/runs/get?run_id={id}"), None, None)
-                .1
+            w.http(
+                "GET",
+                &format!("/api/2.2/jobs/runs/get?run_id={id}"),
+                None,
+                None,
+            )
+            .1
         })
         .collect()
 }
@@ -147,7 +152,13 @@ fn a_burst_settles_into_one_run_listing_every_file() {
     let files = files_of(&runs[0]);
     assert_eq!(files.len(), 200);
     assert_eq!(files[0], "part-000.json");
-    assert_eq!(task(&runs[0], "read")["values"]["files"].as_array().unwrap().len(), 200);
+    assert_eq!(
+        task(&runs[0], "read")["values"]["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        200
+    );
     // No second run follows: every file is covered.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(runs_of(&w, id).len(), 1);
@@ -224,7 +235,10 @@ fn a_slow_writer_is_not_picked_up_half_written() {
     f.flush().unwrap();
     // Longer than the scan quiet time: a rule based on time alone would take the half file.
     std::thread::sleep(Duration::from_millis(2_000));
-    assert!(runs_of(&w, id).is_empty(), "a file still open for writing counts");
+    assert!(
+        runs_of(&w, id).is_empty(),
+        "a file still open for writing counts"
+    );
     f.write_all(b"row,2\n").unwrap();
     drop(f);
     let runs = wait_runs(&w, id, 1);
@@ -241,8 +255,11 @@ fn a_symlink_pointing_outside_is_neither_reported_nor_readable_through_input() {
     let (dir, url) = landing();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("secret.csv"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("secret.csv"),
+    )
+    .unwrap();
     let spec = arrival_spec("links", &url, "").replace(
         "tasks:\n",
         &format!(
@@ -273,7 +290,10 @@ fn a_missing_directory_is_refused_at_deploy_and_a_vanished_one_is_the_trigger_er
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("trigger.file_arrival.url"), "{err}");
     assert!(err.contains("not-there"), "{err}");
-    assert!(!w.cli_ok(&["jobs", "list"]).contains("missing"), "nothing was created");
+    assert!(
+        !w.cli_ok(&["jobs", "list"]).contains("missing"),
+        "nothing was created"
+    );
 
     let watched = dir.path().join("in");
     std::fs::create_dir(&watched).unwrap();
@@ -284,7 +304,10 @@ fn a_missing_directory_is_refused_at_deploy_and_a_vanished_one_is_the_trigger_er
     let start = Instant::now();
     loop {
         let (_, job) = w.cli_json(&["jobs", "get", "vanish"]);
-        let error = job["trigger_state"]["last_error"].as_str().unwrap_or("").to_string();
+        let error = job["trigger_state"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         if error.contains(&format!("cannot read {url}")) {
             break;
         }

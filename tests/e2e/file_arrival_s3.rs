@@ -28,7 +28,10 @@ fn uploads_give_one_run_each_and_a_rewritten_object_counts_as_new() {
         let name = format!("2024/o-{i}.csv");
         assert_eq!(files_of(run), [name.as_str()], "{run:#}");
         let file = &run["trigger_info"]["files"][0];
-        assert!(file["etag"].as_str().is_some_and(|e| !e.is_empty()), "{run:#}");
+        assert!(
+            file["etag"].as_str().is_some_and(|e| !e.is_empty()),
+            "{run:#}"
+        );
         assert_eq!(file["size"], format!("order {i}").len());
         let values = &task(run, "read")["values"];
         assert_eq!(values["contents"][&name], format!("order {i}"), "{run:#}");
@@ -111,7 +114,11 @@ fn a_missing_bucket_is_refused_at_deploy() {
     let s3 = S3Server::start();
     let w = node(&s3);
     let spec = w.dir.path().join("nobucket.yaml");
-    std::fs::write(&spec, arrival_spec("nobucket", "s3://no-such-bucket/in/", "")).unwrap();
+    std::fs::write(
+        &spec,
+        arrival_spec("nobucket", "s3://no-such-bucket/in/", ""),
+    )
+    .unwrap();
     let out = w.cli(&["deploy", spec.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");

@@ -40,6 +40,7 @@ fn free_port() -> u16 {
 impl S3Server {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> S3Server {
+        weir::tls::install_crypto_provider();
         let port = free_port();
         let mut s = S3Server {
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -104,7 +105,11 @@ impl S3Server {
             .put(format!("{}/{bucket}", self.endpoint))
             .send()
             .unwrap();
-        assert!(resp.status().is_success(), "create bucket {bucket}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "create bucket {bucket}: {}",
+            resp.status()
+        );
     }
 
     /// Uploads an object (a signed PUT, as any S3 client does).
@@ -134,7 +139,10 @@ impl S3Server {
     /// The keys under `prefix` in `bucket` (ListObjectsV2).
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let text = reqwest::blocking::Client::new()
-            .get(format!("{}/{bucket}?list-type=2&prefix={prefix}", self.endpoint))
+            .get(format!(
+                "{}/{bucket}?list-type=2&prefix={prefix}",
+                self.endpoint
+            ))
             .send()
             .unwrap()
             .text()

@@ -36,7 +36,14 @@ fn modules_and_artifacts_live_in_the_s3_store() {
 fn refused(store: &str, env: &[(String, String)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(weir_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", store, "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            store,
+            "--data-dir",
+        ])
         .arg(dir.path())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
@@ -80,7 +87,10 @@ fn a_missing_bucket_or_an_unreachable_server_is_refused_at_start() {
         }
     }
     let err = refused("s3://weir-store/x", &down);
-    assert!(err.contains("cannot open object store s3://weir-store/x"), "{err}");
+    assert!(
+        err.contains("cannot open object store s3://weir-store/x"),
+        "{err}"
+    );
     assert!(err.contains("does not answer"), "{err}");
     let err = refused("s3://Bad_Bucket/x", &s3.env());
     assert!(err.contains("is not an S3 URL"), "{err}");

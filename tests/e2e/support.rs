@@ -248,6 +248,7 @@ impl Weir {
         body: Option<Vec<u8>>,
         token: Option<&str>,
     ) -> (u16, Value) {
+        weir::tls::install_crypto_provider();
         let client = reqwest::blocking::Client::new();
         let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.host));
         if let Some(t) = token

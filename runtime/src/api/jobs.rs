@@ -65,7 +65,9 @@ pub(crate) async fn check_references(
     {
         crate::trigger::file_arrival::check_source(file_arrival, state.engine.s3_settings())
             .await
-            .map_err(|e| ApiError::invalid(format!("{path_prefix}trigger.file_arrival.url: {e}")))?;
+            .map_err(|e| {
+                ApiError::invalid(format!("{path_prefix}trigger.file_arrival.url: {e}"))
+            })?;
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ impl Context {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             anyhow::bail!("--host {host:?} must start with http:// or https://");
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client()
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Context {

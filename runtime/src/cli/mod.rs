@@ -74,6 +74,7 @@ pub type CliResult = anyhow::Result<ExitCode>;
 
 /// Entry point of the `weir` binary.
 pub fn main() -> ExitCode {
+    crate::tls::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

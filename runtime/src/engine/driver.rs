@@ -4,8 +4,8 @@
 use super::Shared;
 use super::state::{ChildResult, Effect, RunState, StopReason};
 use crate::exec::{CancelHandle, ExitStatus, Invocation, Outcome};
-use crate::trigger::file_arrival::input::InputPlan;
 use crate::store::{RunId, RunSnapshot, StoreError};
+use crate::trigger::file_arrival::input::InputPlan;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,13 +6,13 @@
 //! (`file://PATH`) or an S3-compatible bucket (`s3://bucket/prefix`, keys under the prefix; see
 //! [`crate::s3`] for its settings).
 
+use crate::s3::{self, Retries, S3Settings, S3Url};
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
-use crate::s3::{self, Retries, S3Settings, S3Url};
 
 /// Wasm blobs and compiled artifacts in an object store.
 pub struct BlobStore {
@@ -84,7 +84,9 @@ impl BlobStore {
             };
             return Ok(BlobStore { store });
         }
-        anyhow::bail!("unsupported object store URL {url:?}: expected file://PATH or s3://bucket/prefix")
+        anyhow::bail!(
+            "unsupported object store URL {url:?}: expected file://PATH or s3://bucket/prefix"
+        )
     }
 
     /// Checks that the store answers: the bucket exists and the credentials may list it.
@@ -213,10 +215,7 @@ mod tests {
             err.contains("unsupported object store URL \"gs://bucket/prefix\""),
             "{err}"
         );
-        let err = BlobStore::open("s3:///prefix")
-            .err()
-            .unwrap()
-            .to_string();
+        let err = BlobStore::open("s3:///prefix").err().unwrap().to_string();
         assert!(err.contains("no bucket name"), "{err}");
     }
 

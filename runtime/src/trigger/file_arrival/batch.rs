@@ -219,7 +219,10 @@ mod tests {
         b.fired(&batch, 1_000);
         assert_eq!(b.due_at(), None);
         assert!(!b.offer(file("a.csv", "1"), 1_001), "covered already");
-        assert!(b.offer(file("a.csv", "2"), 1_002), "a rewrite counts as new");
+        assert!(
+            b.offer(file("a.csv", "2"), 1_002),
+            "a rewrite counts as new"
+        );
         assert!(!b.offer(file("_SUCCESS", "1"), 1_003), "ignored by default");
     }
 
@@ -233,7 +236,11 @@ mod tests {
         b.activity(1_900);
         assert_eq!(b.due_at(), Some(2_900));
         b.offer(file("b", "1"), 2_000);
-        assert_eq!(b.due_at(), Some(2_900), "the same version again is no change");
+        assert_eq!(
+            b.due_at(),
+            Some(2_900),
+            "the same version again is no change"
+        );
         assert_eq!(b.batch().len(), 2);
     }
 
@@ -300,7 +307,10 @@ mod tests {
         let k = idempotency_key(3, "file:///x/", &a);
         assert!(k.starts_with("weir:file_arrival:3:"));
         assert_eq!(k, idempotency_key(3, "file:///x/", &a));
-        assert_ne!(k, idempotency_key(3, "file:///x/", &[file("a", "2"), file("b", "1")]));
+        assert_ne!(
+            k,
+            idempotency_key(3, "file:///x/", &[file("a", "2"), file("b", "1")])
+        );
         assert_ne!(k, idempotency_key(4, "file:///x/", &a));
     }
 }

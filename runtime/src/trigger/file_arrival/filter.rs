@@ -98,11 +98,17 @@ mod tests {
         let f = PathFilter::new(Some("*.csv")).unwrap();
         assert!(f.accepts("orders.csv"));
         assert!(!f.accepts("orders.json"));
-        assert!(!f.accepts("2024/orders.csv"), "* stays within one directory");
+        assert!(
+            !f.accepts("2024/orders.csv"),
+            "* stays within one directory"
+        );
         let f = PathFilter::new(Some("**/*.csv")).unwrap();
         assert!(f.accepts("orders.csv"));
         assert!(f.accepts("2024/01/orders.csv"));
-        assert!(!f.accepts("2024/_tmp/orders.csv"), "the defaults still apply");
+        assert!(
+            !f.accepts("2024/_tmp/orders.csv"),
+            "the defaults still apply"
+        );
         let f = PathFilter::new(Some("{orders,returns}/*.json")).unwrap();
         assert!(f.accepts("returns/r1.json"));
         assert!(!f.accepts("other/r1.json"));
@@ -111,6 +117,9 @@ mod tests {
     #[test]
     fn a_bad_glob_says_what_is_wrong() {
         let err = PathFilter::new(Some("[a-")).unwrap_err().to_string();
-        assert!(err.starts_with("path_glob \"[a-\" is not a valid glob: "), "{err}");
+        assert!(
+            err.starts_with("path_glob \"[a-\" is not a valid glob: "),
+            "{err}"
+        );
     }
 }

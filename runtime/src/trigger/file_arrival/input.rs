@@ -153,7 +153,11 @@ impl InputStager {
 
     /// What `/input` is for a run with this trigger payload; `None` when the run was not
     /// started by a file-arrival trigger. Cheap: no I/O beyond a `stat` for local directories.
-    pub fn plan(&self, run_id: RunId, trigger_info: &Value) -> Result<Option<InputPlan>, InputError> {
+    pub fn plan(
+        &self,
+        run_id: RunId,
+        trigger_info: &Value,
+    ) -> Result<Option<InputPlan>, InputError> {
         let Some(url) = trigger_info.get("location").and_then(Value::as_str) else {
             return Ok(None);
         };
@@ -224,7 +228,10 @@ impl InputStager {
         let mut fetched: u64 = 0;
         for (path, _) in &request.files {
             if !safe_relative(path) {
-                return Err(fetch_err(path, "the key is not a plain relative path".into()));
+                return Err(fetch_err(
+                    path,
+                    "the key is not a plain relative path".into(),
+                ));
             }
             let key = if location.prefix.is_empty() {
                 ObjectPath::from(path.as_str())
@@ -237,7 +244,10 @@ impl InputStager {
                     .await
                     .map_err(|e| fetch_err(path, e.to_string()))?;
             }
-            let got = store.get(&key).await.map_err(|e| fetch_err(path, e.to_string()))?;
+            let got = store
+                .get(&key)
+                .await
+                .map_err(|e| fetch_err(path, e.to_string()))?;
             let mut stream = got.into_stream();
             let mut out = tokio::fs::File::create(&target)
                 .await
@@ -257,7 +267,9 @@ impl InputStager {
                     .await
                     .map_err(|e| fetch_err(path, e.to_string()))?;
             }
-            out.flush().await.map_err(|e| fetch_err(path, e.to_string()))?;
+            out.flush()
+                .await
+                .map_err(|e| fetch_err(path, e.to_string()))?;
         }
         tokio::fs::write(self.marker(request.run_id), b"")
             .await
@@ -296,7 +308,9 @@ mod tests {
         assert_eq!(stager.plan(1, &Value::Null).unwrap(), None);
         assert_eq!(stager.plan(1, &json!({"time": 5})).unwrap(), None);
         let url = format!("file://{}/", dir.path().display());
-        let plan = stager.plan(1, &json!({"location": url, "files": []})).unwrap();
+        let plan = stager
+            .plan(1, &json!({"location": url, "files": []}))
+            .unwrap();
         assert_eq!(
             plan,
             Some(InputPlan::Ready(Preopen {
@@ -311,7 +325,10 @@ mod tests {
             .to_string();
         assert!(err.contains("/nonexistent-weir-input"), "{err}");
         let plan = stager
-            .plan(7, &json!({"location": "s3://b/p/", "files": [{"path": "a.csv", "size": 3}]}))
+            .plan(
+                7,
+                &json!({"location": "s3://b/p/", "files": [{"path": "a.csv", "size": 3}]}),
+            )
             .unwrap();
         assert_eq!(
             plan,
@@ -336,8 +353,14 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains("the 2 new objects under s3://b/p/ total 1.0 MiB"), "{err}");
-        assert!(err.contains("file_arrival_input_limit_mb of 1 MiB"), "{err}");
+        assert!(
+            err.contains("the 2 new objects under s3://b/p/ total 1.0 MiB"),
+            "{err}"
+        );
+        assert!(
+            err.contains("file_arrival_input_limit_mb of 1 MiB"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -204,7 +204,16 @@ impl Trigger for FileArrivalKind {
                 Ok::<(), TriggerError>(())
             }
         };
-        watch::run(job_id, &url, &mut source, &mut batcher, &clock, fire, recovered).await
+        watch::run(
+            job_id,
+            &url,
+            &mut source,
+            &mut batcher,
+            &clock,
+            fire,
+            recovered,
+        )
+        .await
     }
 }
 
@@ -284,7 +293,9 @@ fn arrived(f: &Observed) -> ArrivedFile {
 pub async fn check_source(spec: &FileArrivalTrigger, s3: &S3Settings) -> Result<(), String> {
     let url = normalized(&spec.url);
     if url.starts_with("file://") {
-        return local::local_root(&url).map(|_| ()).map_err(|e| e.to_string());
+        return local::local_root(&url)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
     }
     let source = s3::S3Source::open(&url, s3, 1_000).map_err(|e| e.to_string())?;
     match source.probe().await {

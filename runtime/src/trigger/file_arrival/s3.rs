@@ -53,7 +53,11 @@ impl S3Source {
     }
 
     /// Lists the URL when due and offers every new or rewritten object.
-    pub async fn tick(&mut self, batcher: &mut Batcher, now: Millis) -> Result<(), FileArrivalError> {
+    pub async fn tick(
+        &mut self,
+        batcher: &mut Batcher,
+        now: Millis,
+    ) -> Result<(), FileArrivalError> {
         if now < self.next_list {
             return Ok(());
         }
@@ -91,7 +95,10 @@ impl S3Source {
             .filter_map(|m| {
                 let key = m.location.as_ref();
                 let rel = key.strip_prefix(&strip)?;
-                if rel.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+                if rel
+                    .split('/')
+                    .any(|s| s.is_empty() || s == "." || s == "..")
+                {
                     return None;
                 }
                 let modification_time = m.last_modified.timestamp_millis();

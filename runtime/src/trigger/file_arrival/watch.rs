@@ -1,12 +1,12 @@
 //! The loop of one watched job: observe the source, batch, fire when due.
 
 use super::FileArrivalError;
-use crate::trigger::TriggerError;
 use super::batch::{Batcher, Observed, idempotency_key};
 use super::local::LocalSource;
 use super::local::watcher::WatchEvent;
 use super::s3::S3Source;
 use crate::store::Millis;
+use crate::trigger::TriggerError;
 use futures::future::BoxFuture;
 use std::future::Future;
 
@@ -172,7 +172,10 @@ mod tests {
                 let _ = tx.send(b);
                 async { Ok(()) }
             };
-            let _ = run(1, &url, &mut source, &mut batcher, &Wall, fire, || async { Ok(()) }).await;
+            let _ = run(1, &url, &mut source, &mut batcher, &Wall, fire, || async {
+                Ok(())
+            })
+            .await;
         });
         (rx, handle)
     }
@@ -233,13 +236,50 @@ mod tests {
         f.flush().unwrap();
         // Longer than the scan quiet time: a wrong rule would report the half file now.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        assert!(rx.try_recv().is_err(), "nothing fires while the file is open");
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing fires while the file is open"
+        );
         f.write_all(b"second half").unwrap();
         drop(f);
         let b = next(&mut rx).await;
         assert_eq!(paths(&b), ["slow.csv"]);
         assert_eq!(b.files[0].size, 22, "the whole file");
         handle.abort();
+    }
+
+    #[tokio::test]
+    async fn after_the_watch_limit_is_reached_the_directory_is_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let url = format!("file://{}/", root.display());
+        let watcher = DirWatcher::new();
+        let filter = PathFilter::new(None).unwrap();
+        let mut source = LocalSource::open(&url, filter.clone(), &watcher, 200, 1).unwrap();
+        let mut batcher = Batcher::new(filter, 0, 0, HashMap::new(), None);
+        // What the watcher reports when inotify refuses a new watch.
+        source.on_event(WatchEvent::LimitReached, &mut batcher, Wall.now());
+        assert!(!source.watching(), "falls back to scanning");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let handle = tokio::spawn(async move {
+            let mut source = Source::Local(source);
+            let fire = |b| {
+                let _ = tx.send(b);
+                async { Ok(()) }
+            };
+            let _ = run(1, &url, &mut source, &mut batcher, &Wall, fire, || async { Ok(()) }).await;
+        });
+        std::fs::write(root.join("scanned.csv"), "s").unwrap();
+        assert_eq!(paths(&next(&mut rx).await), ["scanned.csv"]);
+        // A file still open for writing is not taken by the scan either.
+        let mut open = std::fs::File::create(root.join("open.csv")).unwrap();
+        open.write_all(b"part").unwrap();
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(rx.try_recv().is_err());
+        drop(open);
+        assert_eq!(paths(&next(&mut rx).await), ["open.csv"]);
+        handle.abort();
+        drop(watcher);
     }
 
     #[tokio::test]

@@ -134,7 +134,10 @@ impl LocalSource {
                 }
             }
             WatchEvent::DirAppeared(path) => {
-                if self.relative(&path).is_some_and(|rel| self.filter.descends(&rel)) {
+                if self
+                    .relative(&path)
+                    .is_some_and(|rel| self.filter.descends(&rel))
+                {
                     self.dir_rescans.push((now, path.clone()));
                     for delay in NEW_DIR_RESCANS_MS {
                         self.dir_rescans.push((now + delay, path.clone()));
@@ -175,7 +178,11 @@ impl LocalSource {
     }
 
     /// Scans what is due; an unreadable root is an error.
-    pub async fn tick(&mut self, batcher: &mut Batcher, now: Millis) -> Result<(), FileArrivalError> {
+    pub async fn tick(
+        &mut self,
+        batcher: &mut Batcher,
+        now: Millis,
+    ) -> Result<(), FileArrivalError> {
         let scanning = self.subscription.is_none();
         let quiet = if scanning {
             self.scan_interval_ms.max(QUIET_MS)

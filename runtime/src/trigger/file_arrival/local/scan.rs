@@ -115,11 +115,17 @@ mod tests {
         let paths: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["2024/01/b.csv", "a.csv"]);
         assert_eq!(found[0].size, 2);
-        assert!(observe(root, &root.join("passwd")).is_none(), "symlinks never count");
+        assert!(
+            observe(root, &root.join("passwd")).is_none(),
+            "symlinks never count"
+        );
         let a = observe(root, &root.join("a.csv")).unwrap();
         assert_eq!(a, found[1]);
         std::fs::write(root.join("a.csv"), "a2").unwrap();
-        assert_ne!(observe(root, &root.join("a.csv")).unwrap().fingerprint, a.fingerprint);
+        assert_ne!(
+            observe(root, &root.join("a.csv")).unwrap().fingerprint,
+            a.fingerprint
+        );
         assert!(scan(root, &root.join("missing"), &filter).is_err());
     }
 

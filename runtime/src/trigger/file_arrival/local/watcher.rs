@@ -346,7 +346,11 @@ mod tests {
         let w = DirWatcher::new();
         let mut outer = w.subscribe(&root).unwrap();
         let mut inner = w.subscribe(&a).unwrap();
-        assert_eq!(w.watched_roots(), vec![root.clone()], "a is covered by root");
+        assert_eq!(
+            w.watched_roots(),
+            vec![root.clone()],
+            "a is covered by root"
+        );
 
         std::fs::write(a.join("deep/x.csv"), "x").unwrap();
         assert_eq!(next_complete(&mut outer).await, a.join("deep/x.csv"));
