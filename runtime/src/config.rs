@@ -31,6 +31,14 @@ pub struct FileConfig {
     pub lease_seconds: Option<u64>,
     /// How long a shutdown waits for running attempts, in seconds.
     pub shutdown_grace_seconds: Option<u64>,
+    /// `[s3]`: overrides of the AWS environment for `s3://` stores and file-arrival URLs.
+    pub s3: Option<crate::s3::S3Settings>,
+    /// How often a file-arrival trigger lists an `s3://` URL (or rescans a local directory it
+    /// cannot watch with OS events), in seconds; a job may override it.
+    pub file_arrival_list_interval_seconds: Option<u64>,
+    /// Most MiB of new objects fetched into `/input` for one run of an `s3://` file-arrival
+    /// trigger.
+    pub file_arrival_input_limit_mb: Option<u64>,
 }
 
 impl FileConfig {
@@ -67,6 +75,12 @@ pub struct ServeConfig {
     pub lease_seconds: u64,
     /// Shutdown grace in seconds.
     pub shutdown_grace_seconds: u64,
+    /// S3 settings over the AWS environment.
+    pub s3: crate::s3::S3Settings,
+    /// Default listing interval of file-arrival triggers, in seconds.
+    pub file_arrival_list_interval_seconds: u64,
+    /// Most MiB of new objects fetched into `/input` per run.
+    pub file_arrival_input_limit_mb: u64,
 }
 
 /// Defaults of the settings that have one.
@@ -89,6 +103,10 @@ pub mod defaults {
     pub const LEASE_SECONDS: u64 = 30;
     /// Shutdown grace.
     pub const SHUTDOWN_GRACE_SECONDS: u64 = 10;
+    /// Listing interval of file-arrival triggers on object stores.
+    pub const FILE_ARRIVAL_LIST_INTERVAL_SECONDS: u64 = 5;
+    /// MiB of new objects fetched into `/input` per run (1 GiB).
+    pub const FILE_ARRIVAL_INPUT_LIMIT_MB: u64 = 1024;
 }
 
 impl ServeConfig {
@@ -144,6 +162,20 @@ impl ServeConfig {
                 file.shutdown_grace_seconds,
                 defaults::SHUTDOWN_GRACE_SECONDS,
             ),
+            s3: explicit
+                .s3
+                .unwrap_or_default()
+                .or(file.s3.unwrap_or_default()),
+            file_arrival_list_interval_seconds: pick(
+                explicit.file_arrival_list_interval_seconds,
+                file.file_arrival_list_interval_seconds,
+                defaults::FILE_ARRIVAL_LIST_INTERVAL_SECONDS,
+            ),
+            file_arrival_input_limit_mb: pick(
+                explicit.file_arrival_input_limit_mb,
+                file.file_arrival_input_limit_mb,
+                defaults::FILE_ARRIVAL_INPUT_LIMIT_MB,
+            ),
             data_dir,
             listen,
             state,
@@ -151,6 +183,9 @@ impl ServeConfig {
         };
         if config.max_instances == 0 {
             anyhow::bail!("max_instances must be at least 1");
+        }
+        if config.file_arrival_list_interval_seconds == 0 {
+            anyhow::bail!("file_arrival_list_interval_seconds must be at least 1");
         }
         if config.lease_seconds < 3 {
             anyhow::bail!(
@@ -193,6 +228,34 @@ mod tests {
         assert_eq!(c.state, "sqlite://.weir/weir.db");
         assert_eq!(c.store, "file://.weir/objects");
         assert_eq!(c.listen.to_string(), defaults::LISTEN);
+    }
+
+    #[test]
+    fn s3_settings_merge_flags_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("weir.toml");
+        std::fs::write(
+            &p,
+            "file_arrival_list_interval_seconds = 2\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\n\
+             region = \"eu-west-3\"\nallow_http = true\n",
+        )
+        .unwrap();
+        let file = FileConfig::read(&p).unwrap();
+        let explicit = FileConfig {
+            s3: Some(crate::s3::S3Settings {
+                region: Some("us-east-2".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(explicit, file).unwrap();
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.s3.region.as_deref(), Some("us-east-2"));
+        assert_eq!(c.s3.allow_http, Some(true));
+        assert_eq!(c.file_arrival_list_interval_seconds, 2);
+        std::fs::write(&p, "[s3]\nendpont = \"x\"\n").unwrap();
+        let err = FileConfig::read(&p).unwrap_err().to_string();
+        assert!(err.contains("endpont"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod exec;
 pub mod modules;
+pub mod s3;
 pub mod serve;
 pub mod spec;
 pub mod store;

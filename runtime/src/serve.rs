@@ -6,6 +6,7 @@ use crate::config::ServeConfig;
 use crate::engine::{Engine, EngineConfig};
 use crate::exec::{Executor, ExecutorConfig};
 use crate::modules::{BlobStore, Registry};
+use crate::trigger::file_arrival::input::InputStager;
 use crate::trigger::{TriggerContext, TriggerManager};
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
@@ -112,9 +113,13 @@ impl Node {
             .await
             .with_context(|| format!("cannot open state store {}", config.state))?;
         let blobs = Arc::new(
-            BlobStore::open(&config.store)
+            BlobStore::open_with(&config.store, &config.s3)
                 .with_context(|| format!("cannot open object store {}", config.store))?,
         );
+        blobs
+            .check()
+            .await
+            .with_context(|| format!("cannot open object store {}", config.store))?;
         let executor = Executor::new(
             ExecutorConfig {
                 work_dir: dir.join("work"),
@@ -136,6 +141,14 @@ impl Node {
         let mut engine_config = EngineConfig::new(node_id);
         engine_config.lease = Duration::from_secs(config.lease_seconds);
         engine_config.shutdown_grace = Duration::from_secs(config.shutdown_grace_seconds);
+        engine_config.s3 = config.s3.clone();
+        engine_config.inputs = Some(Arc::new(InputStager::new(
+            dir.join("inputs"),
+            config.s3.clone(),
+            config
+                .file_arrival_input_limit_mb
+                .saturating_mul(1024 * 1024),
+        )));
         let engine = Engine::start(
             store,
             executor,
@@ -146,7 +159,7 @@ impl Node {
         .await?;
         let triggers = TriggerManager::start(
             TriggerContext::new(engine.clone()),
-            crate::trigger::builtin(),
+            crate::trigger::builtin(&config),
         );
 
         let state = AppState {

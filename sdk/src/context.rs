@@ -157,7 +157,8 @@ impl Context {
         &self.document.trigger
     }
 
-    /// The files a file-arrival trigger reported; empty otherwise.
+    /// The files a file-arrival trigger reported (exactly those new since the job's previous
+    /// triggered run); empty otherwise. Each is readable at [`FileInfo::input_path`].
     pub fn files(&self) -> &[FileInfo] {
         &self.document.files
     }
@@ -225,8 +226,8 @@ mod tests {
             "task": {"key": "report", "run_id": 9, "attempt": 2, "execution_count": 3},
             "parameters": {"region": "eu", "max_invalid_pct": "20"},
             "trigger": {"files": 1},
-            "files": [{"path": "/input/orders-1.csv", "url": "file:///srv/landing/orders-1.csv",
-                       "size": 120, "modified_time": 1763794000000_i64}],
+            "files": [{"path": "2024/orders-1.csv", "size": 120,
+                       "modification_time": 1763794000000_i64, "etag": "\"9b2c\""}],
             "tasks": {
                 "ingest": {"run_id": 6, "result_state": "SUCCESS",
                            "values": {"rows": 42, "files": ["orders-1.csv"]}},
@@ -264,8 +265,10 @@ mod tests {
         assert_eq!(ctx.param("missing"), None);
         assert_eq!(ctx.params().len(), 2);
         assert_eq!(ctx.trigger(), &json!({"files": 1}));
-        assert_eq!(ctx.files()[0].url, "file:///srv/landing/orders-1.csv");
-        assert_eq!(ctx.files()[0].modified_time, 1763794000000);
+        assert_eq!(ctx.files()[0].path, "2024/orders-1.csv");
+        assert_eq!(ctx.files()[0].input_path(), "/input/2024/orders-1.csv");
+        assert_eq!(ctx.files()[0].modification_time, 1763794000000);
+        assert_eq!(ctx.files()[0].etag.as_deref(), Some("\"9b2c\""));
         assert_eq!(ctx.value_of("ingest", "rows"), Some(&json!(42)));
         assert_eq!(ctx.value_of("ingest", "nope"), None);
         assert_eq!(ctx.value_of("nope", "rows"), None);

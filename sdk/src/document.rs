@@ -4,21 +4,29 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A file that arrived and fired a file-arrival trigger.
+/// A file that arrived and fired a file-arrival trigger (one entry of the trigger payload's
+/// `files`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
-    /// Where the task can read it, e.g. `/input/orders-1.csv`.
+    /// Path relative to the trigger's `url`, `/`-separated, e.g. `2024/orders-1.csv`.
     #[serde(default)]
     pub path: String,
-    /// Where it arrived, e.g. `file:///srv/landing/orders-1.csv` or `s3://bucket/key`.
-    #[serde(default)]
-    pub url: String,
     /// Size in bytes.
     #[serde(default)]
     pub size: u64,
     /// Last modification, in milliseconds since the epoch.
     #[serde(default)]
-    pub modified_time: i64,
+    pub modification_time: i64,
+    /// The object's ETag (object stores only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl FileInfo {
+    /// Where the task reads the file: `/input/<path>`.
+    pub fn input_path(&self) -> String {
+        format!("/input/{}", self.path)
+    }
 }
 
 /// An upstream task as the context file describes it.
@@ -91,8 +99,8 @@ mod tests {
             "task": {"key": "report", "run_id": 9, "attempt": 0, "execution_count": 1},
             "parameters": {"region": "eu"},
             "trigger": null,
-            "files": [{"path": "/input/orders-1.csv", "url": "file:///srv/landing/orders-1.csv",
-                       "size": 120, "modified_time": 1763794000000_i64}],
+            "files": [{"path": "orders-1.csv", "size": 120,
+                       "modification_time": 1763794000000_i64}],
             "tasks": {"ingest": {"run_id": 6, "result_state": "SUCCESS", "values": {"rows": 42}}}
         }))
         .unwrap();

@@ -4,9 +4,13 @@
 mod bad_input;
 mod control;
 mod examples;
+mod file_arrival;
+mod file_arrival_s3;
 mod lifecycle;
 mod limits;
 mod recovery;
 mod run_if;
+mod s3_server;
+mod s3_store;
 mod support;
 mod values;

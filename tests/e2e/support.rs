@@ -62,6 +62,7 @@ pub struct Weir {
     child: Option<Child>,
     log: Arc<Mutex<String>>,
     config: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl Weir {
@@ -72,6 +73,12 @@ impl Weir {
 
     /// Starts a node whose `weir.toml` holds `toml`.
     pub fn start_with_config(toml: &str) -> Weir {
+        Weir::start_with(toml, &[])
+    }
+
+    /// Starts a node whose `weir.toml` holds `toml` (when not empty), with extra environment
+    /// variables (the AWS settings of an S3 server, ...).
+    pub fn start_with(toml: &str, env: &[(String, String)]) -> Weir {
         let dir = tempfile::tempdir().unwrap();
         let config = (!toml.is_empty()).then(|| {
             let p = dir.path().join("weir.toml");
@@ -85,6 +92,7 @@ impl Weir {
             child: None,
             log: Arc::default(),
             config,
+            env: env.to_vec(),
         };
         w.spawn();
         w
@@ -99,6 +107,7 @@ impl Weir {
             cmd.arg("--config").arg(c);
         }
         let mut child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("WEIR_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -136,6 +145,17 @@ impl Weir {
             .trim()
             .to_string();
         self.child = Some(child);
+    }
+
+    /// Stops the node gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            c.wait().unwrap();
+        }
     }
 
     /// `kill -9` of the node.

@@ -59,6 +59,16 @@ pub(crate) async fn check_references(
             }
         }
     }
+    if let Some(trigger) = &settings.trigger
+        && let Some(file_arrival) = &trigger.file_arrival
+        && trigger.pause_status != crate::spec::PauseStatus::Paused
+    {
+        crate::trigger::file_arrival::check_source(file_arrival, state.engine.s3_settings())
+            .await
+            .map_err(|e| {
+                ApiError::invalid(format!("{path_prefix}trigger.file_arrival.url: {e}"))
+            })?;
+    }
     Ok(())
 }
 

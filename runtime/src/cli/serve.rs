@@ -26,6 +26,15 @@ pub struct ServeArgs {
     /// Wasm instances that may run at once [default: 256]
     #[arg(long, env = "WEIR_MAX_INSTANCES")]
     max_instances: Option<u32>,
+    /// S3 endpoint for s3:// stores and file-arrival URLs [default: AWS_ENDPOINT_URL, else AWS]
+    #[arg(long, env = "WEIR_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1]
+    #[arg(long, env = "WEIR_S3_REGION")]
+    s3_region: Option<String>,
+    /// How often file-arrival triggers list s3:// URLs, in seconds [default: 5]
+    #[arg(long, env = "WEIR_FILE_ARRIVAL_LIST_INTERVAL_SECONDS")]
+    file_arrival_list_interval_seconds: Option<u64>,
     /// Config file [default: ./weir.toml when it exists]
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
@@ -57,6 +66,12 @@ pub async fn run(args: ServeArgs) -> CliResult {
         state: args.state,
         store: args.store,
         max_instances: args.max_instances,
+        s3: Some(crate::s3::S3Settings {
+            endpoint: args.s3_endpoint,
+            region: args.s3_region,
+            ..Default::default()
+        }),
+        file_arrival_list_interval_seconds: args.file_arrival_list_interval_seconds,
         ..Default::default()
     };
     let config = ServeConfig::resolve(explicit, file)?;

@@ -3,8 +3,9 @@
 
 use super::Shared;
 use super::state::{ChildResult, Effect, RunState, StopReason};
-use crate::exec::{CancelHandle, Outcome};
+use crate::exec::{CancelHandle, ExitStatus, Invocation, Outcome};
 use crate::store::{RunId, RunSnapshot, StoreError};
+use crate::trigger::file_arrival::input::InputPlan;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub(crate) enum DriverMsg {
     ChildFinished(RunId, ChildResult),
     /// A `run_job_task` attempt could not start its child.
     ChildFailed(RunId, String),
+    /// A wasm attempt's `/input` was fetched (or could not be): start it now.
+    InputStaged(RunId, Box<Invocation>, Result<crate::exec::Preopen, String>),
     /// Stop the run (cancel request).
     Cancel,
     /// Another node owns the run now: stop everything, write nothing.
@@ -57,6 +60,7 @@ pub(crate) async fn drive(
         children: HashMap::new(),
         watchers: HashMap::new(),
         stop_pending: HashSet::new(),
+        staging: HashSet::new(),
         draining: false,
     };
     driver.run().instrument(span).await;
@@ -76,9 +80,22 @@ struct Driver {
     children: HashMap<RunId, Option<RunId>>,
     /// The tasks that start or watch child runs.
     watchers: HashMap<RunId, tokio::task::JoinHandle<()>>,
-    /// `run_job_task` attempts asked to stop before their child run was known.
+    /// `run_job_task` attempts asked to stop before their child run was known, and wasm
+    /// attempts asked to stop while their `/input` was being fetched.
     stop_pending: HashSet<RunId>,
+    /// Wasm attempts whose `/input` is being fetched.
+    staging: HashSet<RunId>,
     draining: bool,
+}
+
+/// The outcome of an attempt that never started.
+fn not_started(status: ExitStatus) -> Outcome {
+    Outcome {
+        status,
+        values: Default::default(),
+        logs: Default::default(),
+        duration: Duration::ZERO,
+    }
 }
 
 enum Flow {
@@ -115,6 +132,11 @@ impl Driver {
         }
         for (_, w) in self.watchers.drain() {
             w.abort();
+        }
+        if self.state.is_final()
+            && let Some(inputs) = &self.shared.config.inputs
+        {
+            inputs.release(self.state.run().run_id);
         }
     }
 
@@ -183,16 +205,36 @@ impl Driver {
 
     fn execute(&mut self, effect: Effect) {
         match effect {
-            Effect::StartWasm(inv) => {
+            Effect::StartWasm(mut inv) => {
                 let id: RunId = inv
                     .attempt_id
                     .parse()
                     .expect("attempt ids are task run ids");
-                let tx = self.tx.clone();
-                let cancel = self.shared.executor.start_then(*inv, move |outcome| {
-                    let _ = tx.send(DriverMsg::Outcome(id, outcome));
-                });
-                self.attempts.insert(id, cancel);
+                if let Some(inputs) = &self.shared.config.inputs {
+                    let run = self.state.run();
+                    match inputs.plan(run.run_id, &run.trigger_info) {
+                        Ok(None) => {}
+                        Ok(Some(InputPlan::Ready(preopen))) => inv.preopens.push(preopen),
+                        Ok(Some(InputPlan::Fetch(request))) => {
+                            self.staging.insert(id);
+                            let tx = self.tx.clone();
+                            inputs.start_fetch(request, move |staged| {
+                                let staged = staged.map_err(|e| e.to_string());
+                                let _ = tx.send(DriverMsg::InputStaged(id, inv, staged));
+                            });
+                            return;
+                        }
+                        Err(e) => {
+                            let status = ExitStatus::Failed {
+                                message: e.to_string(),
+                                exit_code: None,
+                            };
+                            let _ = self.tx.send(DriverMsg::Outcome(id, not_started(status)));
+                            return;
+                        }
+                    }
+                }
+                self.start_wasm(id, *inv);
             }
             Effect::StartChild {
                 task_run_id,
@@ -226,6 +268,9 @@ impl Driver {
                 if let Some(cancel) = self.attempts.get(&id) {
                     cancel.cancel();
                 }
+                if self.staging.contains(&id) {
+                    self.stop_pending.insert(id);
+                }
                 if let Some(None) = self.children.get(&id) {
                     self.stop_pending.insert(id);
                 }
@@ -241,9 +286,38 @@ impl Driver {
         }
     }
 
+    fn start_wasm(&mut self, id: RunId, inv: Invocation) {
+        let tx = self.tx.clone();
+        let cancel = self.shared.executor.start_then(inv, move |outcome| {
+            let _ = tx.send(DriverMsg::Outcome(id, outcome));
+        });
+        self.attempts.insert(id, cancel);
+    }
+
     fn apply(&mut self, msg: DriverMsg) -> Flow {
         let now = self.shared.now();
         match msg {
+            DriverMsg::InputStaged(id, mut inv, staged) => {
+                self.staging.remove(&id);
+                if self.stop_pending.remove(&id) {
+                    self.state
+                        .on_outcome(id, not_started(ExitStatus::Canceled), now);
+                } else {
+                    match staged {
+                        Ok(preopen) => {
+                            inv.preopens.push(preopen);
+                            self.start_wasm(id, *inv);
+                        }
+                        Err(message) => {
+                            let status = ExitStatus::Failed {
+                                message,
+                                exit_code: None,
+                            };
+                            self.state.on_outcome(id, not_started(status), now);
+                        }
+                    }
+                }
+            }
             DriverMsg::Outcome(id, outcome) => {
                 self.attempts.remove(&id);
                 self.state.on_outcome(id, outcome, now);

@@ -70,6 +70,10 @@ pub struct EngineConfig {
     pub max_runs: u32,
     /// How long a shutdown waits for running attempts before stopping them.
     pub shutdown_grace: Duration,
+    /// Overrides of the AWS environment for `s3://` URLs (file-arrival checks at deploy).
+    pub s3: crate::s3::S3Settings,
+    /// Prepares `/input` for the tasks of file-arrival runs (none: no `/input`).
+    pub inputs: Option<Arc<crate::trigger::file_arrival::input::InputStager>>,
 }
 
 impl EngineConfig {
@@ -81,6 +85,8 @@ impl EngineConfig {
             claim_interval: Duration::from_secs(1),
             max_runs: 1000,
             shutdown_grace: Duration::from_secs(10),
+            s3: Default::default(),
+            inputs: None,
         }
     }
 }
@@ -205,6 +211,11 @@ impl Engine {
     /// The engine's clock: every time decision of runs and triggers goes through it.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.shared.clock
+    }
+
+    /// The node's S3 settings (over the AWS environment).
+    pub fn s3_settings(&self) -> &crate::s3::S3Settings {
+        &self.shared.config.s3
     }
 
     /// This node's id.

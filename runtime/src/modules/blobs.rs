@@ -2,11 +2,15 @@
 //!
 //! Keys: `modules/sha256/<hex>.wasm` for the wasm a user pushed, and
 //! `compiled/<engine-hash>/<hex>.cwasm` for its artifact compiled by an engine with that
-//! compatibility hash (so other nodes skip compiling).
+//! compatibility hash (so other nodes skip compiling). The store is a local directory
+//! (`file://PATH`) or an S3-compatible bucket (`s3://bucket/prefix`, keys under the prefix; see
+//! [`crate::s3`] for its settings).
 
+use crate::s3::{self, Retries, S3Settings, S3Url};
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
 
@@ -46,8 +50,14 @@ fn artifact_key(engine_hash: &str, digest: &str) -> anyhow::Result<ObjectPath> {
 }
 
 impl BlobStore {
-    /// Opens `file://PATH` (relative paths allowed; created if missing).
+    /// Opens `file://PATH` (relative paths allowed; created if missing) or
+    /// `s3://bucket/prefix` with the AWS settings of the environment.
     pub fn open(url: &str) -> anyhow::Result<BlobStore> {
+        BlobStore::open_with(url, &S3Settings::default())
+    }
+
+    /// [`BlobStore::open`], the environment's S3 settings overridden by `s3`.
+    pub fn open_with(url: &str, s3: &S3Settings) -> anyhow::Result<BlobStore> {
         if let Some(path) = url.strip_prefix("file://") {
             anyhow::ensure!(
                 !path.is_empty(),
@@ -62,9 +72,32 @@ impl BlobStore {
                 store: Arc::new(local),
             });
         }
+        if url.starts_with("s3://") {
+            let location = S3Url::parse(url)?;
+            let bucket = s3::store(&location.bucket, s3, Retries::Patient).map_err(|e| {
+                anyhow::anyhow!("cannot configure the S3 object store {url:?}: {e}")
+            })?;
+            let store: Arc<dyn ObjectStore> = if location.prefix.is_empty() {
+                bucket
+            } else {
+                Arc::new(PrefixStore::new(bucket, location.prefix.as_str()))
+            };
+            return Ok(BlobStore { store });
+        }
         anyhow::bail!(
-            "unsupported object store URL {url:?}: expected file://PATH (s3:// arrives with scale-out)"
+            "unsupported object store URL {url:?}: expected file://PATH or s3://bucket/prefix"
         )
+    }
+
+    /// Checks that the store answers: the bucket exists and the credentials may list it.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        use futures::TryStreamExt as _;
+        let mut listing = self.store.list(Some(&ObjectPath::from("modules")));
+        listing
+            .try_next()
+            .await
+            .map_err(|e| anyhow::anyhow!("the object store does not answer: {e}"))?;
+        Ok(())
     }
 
     /// A blob store over any object store (tests, other backends).
@@ -174,14 +207,16 @@ mod tests {
             .unwrap();
         assert!(dir.path().join("store/modules/sha256").is_dir());
 
-        let err = BlobStore::open("s3://bucket/prefix")
+        let err = BlobStore::open("gs://bucket/prefix")
             .err()
             .unwrap()
             .to_string();
         assert!(
-            err.contains("unsupported object store URL \"s3://bucket/prefix\""),
+            err.contains("unsupported object store URL \"gs://bucket/prefix\""),
             "{err}"
         );
+        let err = BlobStore::open("s3:///prefix").err().unwrap().to_string();
+        assert!(err.contains("no bucket name"), "{err}");
     }
 
     #[tokio::test]

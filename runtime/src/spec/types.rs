@@ -139,6 +139,16 @@ pub struct FileArrivalTrigger {
     /// Quiet time after the last change before a run fires.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub wait_after_last_change_seconds: u64,
+    /// Weir addition: only files whose path relative to `url` matches this glob count (`*`
+    /// stays within a directory, `**` crosses them, `{a,b}` alternates), e.g. `**/*.csv`.
+    /// Hidden and temporary files are ignored whatever the glob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_glob: Option<String>,
+    /// Weir addition: how often an `s3://` URL is listed (and a local directory scanned when
+    /// the node cannot watch it), in seconds; default: the node's
+    /// `file_arrival_list_interval_seconds` (5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_interval_seconds: Option<u64>,
 }
 
 /// `table_update:` settings.

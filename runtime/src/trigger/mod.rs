@@ -23,6 +23,7 @@
 //!   once released, never change how a kind derives it.
 //! - Time goes through [`TriggerContext::clock`], so tests drive triggers on a manual clock.
 
+pub mod file_arrival;
 pub mod manager;
 pub mod payload;
 
@@ -44,9 +45,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The triggers this build has, one per kind.
-pub fn builtin() -> Vec<Arc<dyn Trigger>> {
-    Vec::new()
+/// The triggers this build has, one per kind, with the node's settings.
+pub fn builtin(config: &crate::config::ServeConfig) -> Vec<Arc<dyn Trigger>> {
+    vec![Arc::new(file_arrival::FileArrivalKind::new(
+        config.s3.clone(),
+        config.file_arrival_list_interval_seconds,
+    ))]
 }
 
 /// One kind of trigger. Implementations live in one module per kind.

@@ -80,6 +80,21 @@ fn check_trigger(checker: &mut Checker<'_>, trigger: &TriggerSettings, path: &Fi
             ),
         );
     }
+    if let Some(file_arrival) = &trigger.file_arrival {
+        let at = path.key("file_arrival");
+        if let Some(glob) = &file_arrival.path_glob
+            && let Err(e) = crate::trigger::file_arrival::filter::PathFilter::new(Some(glob))
+        {
+            checker.report(at.key("path_glob"), e.to_string());
+        }
+        if file_arrival.list_interval_seconds == Some(0) {
+            checker.report(
+                at.key("list_interval_seconds"),
+                "list_interval_seconds is 0: expected at least 1 (or leave it out for the \
+                 node's default)",
+            );
+        }
+    }
     if let Some(table_update) = &trigger.table_update {
         let names = path.key("table_update").key("table_names");
         if table_update.table_names.is_empty() {

@@ -70,6 +70,20 @@ fn yaml_errors_are_located() {
             "duplicate key `name` (first at line 1)",
         ),
         case(
+            "bad path_glob",
+            "name: x\ntrigger:\n  file_arrival: {url: \"file:///srv/in/\", path_glob: \"[a-\"}\ntasks:\n  - task_key: a\n    wasm_task: {module: m}\n",
+            (3, 53),
+            "trigger.file_arrival.path_glob",
+            "path_glob \"[a-\" is not a valid glob",
+        ),
+        case(
+            "zero list interval",
+            "name: x\ntrigger:\n  file_arrival:\n    url: s3://b/p/\n    list_interval_seconds: 0\ntasks:\n  - task_key: a\n    wasm_task: {module: m}\n",
+            (5, 28),
+            "trigger.file_arrival.list_interval_seconds",
+            "list_interval_seconds is 0",
+        ),
+        case(
             "unknown field",
             "name: x\ntasks:\n  - task_key: a\n    dependson: [b]\n    wasm_task: {module: m}\n",
             (4, 5),
