@@ -267,7 +267,10 @@ mod tests {
                 let _ = tx.send(b);
                 async { Ok(()) }
             };
-            let _ = run(1, &url, &mut source, &mut batcher, &Wall, fire, || async { Ok(()) }).await;
+            let _ = run(1, &url, &mut source, &mut batcher, &Wall, fire, || async {
+                Ok(())
+            })
+            .await;
         });
         std::fs::write(root.join("scanned.csv"), "s").unwrap();
         assert_eq!(paths(&next(&mut rx).await), ["scanned.csv"]);
