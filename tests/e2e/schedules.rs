@@ -52,7 +52,7 @@ fn distinct_fire_times(runs: &[Value]) -> BTreeSet<i64> {
         runs.len(),
         "two runs for one fire time: {runs:#?}"
     );
-    assert!(times.iter().all(|t| t % 1000 == 0), "{times:?}");
+    assert!(times.iter().all(|t| t.rem_euclid(1000) == 0), "{times:?}");
     times
 }
 

@@ -615,7 +615,7 @@ fn in_every_zone_fire_times_increase_and_match_the_wall_clock() {
                     .single()
                     .is_none();
             assert!(
-                local.minute() % 7 == 0 || gap_end,
+                local.minute().is_multiple_of(7) || gap_end,
                 "{zone}: {local} does not match"
             );
             at = next;
