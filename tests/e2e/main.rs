@@ -12,5 +12,6 @@ mod recovery;
 mod run_if;
 mod s3_server;
 mod s3_store;
+mod schedules;
 mod support;
 mod values;

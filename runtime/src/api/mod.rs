@@ -8,6 +8,7 @@ mod jobs;
 mod modules;
 pub mod render;
 mod runs;
+mod schedules;
 
 pub use auth::Tokens;
 pub use error::{ApiError, ApiResult};
@@ -63,6 +64,7 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
         .route("/runs/wait", get(runs::wait))
         .route("/jobs/pause", post(jobs::pause))
         .route("/jobs/resume", post(jobs::resume))
+        .route("/jobs/backfill", post(schedules::backfill))
         .layer(DefaultBodyLimit::max(json_limit));
     let authed = Router::new()
         .nest("/api/2.2/jobs", jobs.clone())

@@ -1,4 +1,4 @@
-//! `weir jobs list|get|delete|pause|resume|run`.
+//! `weir jobs list|get|delete|pause|resume|run|backfill`.
 
 use super::client::Context;
 use super::{CliResult, output};
@@ -42,6 +42,19 @@ pub enum JobsCommand {
     Resume {
         /// Job name or id.
         job: String,
+    },
+    /// Start one run per fire time of a job's schedule in a past range (both ends included;
+    /// fire times that already have a run are not run again).
+    Backfill {
+        /// Job name or id.
+        job: String,
+        /// Start of the range: ISO-8601 (`2024-01-01T00:00:00Z`, `2024-01-01`; UTC without an
+        /// offset) or milliseconds since the epoch.
+        #[arg(long)]
+        from: String,
+        /// End of the range (same forms), not in the future.
+        #[arg(long)]
+        to: String,
     },
     /// Start a run now.
     #[command(after_help = "Example:\n  weir jobs run orders-pipeline --param region=eu --wait")]
@@ -107,10 +120,20 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
                                 .unwrap_or_default()
                                 .to_string(),
                             output::time(j["created_time"].as_i64().unwrap_or(0)),
+                            trigger_cell(&j["trigger_state"]),
+                            output::time(
+                                j["trigger_state"]["next_fire_time"].as_i64().unwrap_or(0),
+                            ),
                         ]
                     })
                     .collect();
-                print!("{}", output::table(&["JOB ID", "NAME", "CREATED"], &rows));
+                print!(
+                    "{}",
+                    output::table(
+                        &["JOB ID", "NAME", "CREATED", "TRIGGER", "NEXT FIRE"],
+                        &rows
+                    )
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -127,6 +150,9 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
                     id,
                     j["settings"]["name"].as_str().unwrap_or_default()
                 );
+                if let Some(trigger) = trigger_line(&j["trigger_state"]) {
+                    println!("trigger: {trigger}");
+                }
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&j["settings"]).unwrap_or_default()
@@ -146,6 +172,7 @@ pub async fn run(ctx: &Context, cmd: JobsCommand) -> CliResult {
             }
             Ok(ExitCode::SUCCESS)
         }
+        JobsCommand::Backfill { job, from, to } => backfill(ctx, &job, &from, &to).await,
         JobsCommand::Pause { job } => pause(ctx, &job, "pause").await,
         JobsCommand::Resume { job } => pause(ctx, &job, "resume").await,
         JobsCommand::Run {
@@ -190,5 +217,72 @@ async fn pause(ctx: &Context, job: &str, verb: &str) -> CliResult {
     } else {
         println!("{verb}d job {job} (job_id {id})");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `schedule`, `periodic (paused)`, or `-` for a job without a trigger.
+fn trigger_cell(t: &Value) -> String {
+    match t["kind"].as_str() {
+        Some(kind) if t["paused"].as_bool() == Some(true) => format!("{kind} (paused)"),
+        Some(kind) => kind.to_string(),
+        None => "-".into(),
+    }
+}
+
+/// `schedule, next fire 2026-11-22 07:01:00 UTC, last fire ... (run 12)`.
+fn trigger_line(t: &Value) -> Option<String> {
+    t["kind"].as_str()?;
+    let mut line = trigger_cell(t);
+    if let Some(next) = t["next_fire_time"].as_i64() {
+        line.push_str(&format!(", next fire {}", output::time(next)));
+    }
+    if let Some(last) = t["last_fire_time"].as_i64() {
+        line.push_str(&format!(", last fire {}", output::time(last)));
+        if let Some(run) = t["last_run_id"].as_i64() {
+            line.push_str(&format!(" (run {run})"));
+        }
+    }
+    if let Some(error) = t["last_error"].as_str() {
+        line.push_str(&format!(", last error: {error}"));
+    }
+    Some(line)
+}
+
+async fn backfill(ctx: &Context, job: &str, from: &str, to: &str) -> CliResult {
+    use crate::trigger::schedule::backfill::parse_time;
+    let from = parse_time(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+    let to = parse_time(to).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let id = ctx.job_id(job).await?;
+    let out = ctx
+        .post(
+            "/api/weir/jobs/backfill",
+            &json!({"job_id": id, "from": from, "to": to}),
+        )
+        .await?;
+    if ctx.json() {
+        ctx.print_json(&out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runs = out["runs"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r["run_id"].to_string(),
+                output::time(r["fire_time"].as_i64().unwrap_or(0)),
+                if r["created"].as_bool() == Some(true) {
+                    "created".into()
+                } else {
+                    "already there".into()
+                },
+            ]
+        })
+        .collect();
+    print!("{}", output::table(&["RUN ID", "FIRE TIME", "RUN"], &rows));
+    println!(
+        "backfilled job {job} (job_id {id}): {} fire times, {} new runs",
+        runs.len(),
+        out["created"]
+    );
     Ok(ExitCode::SUCCESS)
 }

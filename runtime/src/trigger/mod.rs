@@ -23,9 +23,11 @@
 //!   once released, never change how a kind derives it.
 //! - Time goes through [`TriggerContext::clock`], so tests drive triggers on a manual clock.
 
+pub mod continuous;
 pub mod file_arrival;
 pub mod manager;
 pub mod payload;
+pub mod schedule;
 
 pub use manager::TriggerManager;
 pub use payload::{
@@ -47,10 +49,15 @@ use std::sync::Arc;
 
 /// The triggers this build has, one per kind, with the node's settings.
 pub fn builtin(config: &crate::config::ServeConfig) -> Vec<Arc<dyn Trigger>> {
-    vec![Arc::new(file_arrival::FileArrivalKind::new(
-        config.s3.clone(),
-        config.file_arrival_list_interval_seconds,
-    ))]
+    vec![
+        Arc::new(file_arrival::FileArrivalKind::new(
+            config.s3.clone(),
+            config.file_arrival_list_interval_seconds,
+        )),
+        Arc::new(schedule::ScheduleKind::cron()),
+        Arc::new(schedule::ScheduleKind::periodic()),
+        Arc::new(continuous::ContinuousKind),
+    ]
 }
 
 /// One kind of trigger. Implementations live in one module per kind.

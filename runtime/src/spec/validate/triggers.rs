@@ -3,6 +3,8 @@
 use super::Checker;
 use crate::spec::location::FieldPath;
 use crate::spec::{EmailNotifications, JobSettings, TriggerSettings, WebhookNotifications};
+use crate::trigger::schedule::cron::Cron;
+use crate::trigger::schedule::{interval_ms, time_zone};
 
 /// Checks the job's trigger settings and job-level notifications.
 pub(super) fn check(checker: &mut Checker<'_>, settings: &JobSettings, path: &FieldPath) {
@@ -25,14 +27,26 @@ pub(super) fn check(checker: &mut Checker<'_>, settings: &JobSettings, path: &Fi
             ),
         );
     }
-    if let Some(schedule) = &settings.schedule
-        && schedule.quartz_cron_expression.trim().is_empty()
-    {
-        checker.report(
-            path.key("schedule").key("quartz_cron_expression"),
-            "quartz_cron_expression is empty: expected a Quartz cron expression such as \
-             \"0 */5 * * * ?\"",
-        );
+    if let Some(schedule) = &settings.schedule {
+        let at = path.key("schedule");
+        if schedule.quartz_cron_expression.trim().is_empty() {
+            checker.report(
+                at.key("quartz_cron_expression"),
+                "quartz_cron_expression is empty: expected a Quartz cron expression such as \
+                 \"0 */5 * * * ?\"",
+            );
+        } else if let Err(e) = Cron::parse(&schedule.quartz_cron_expression) {
+            checker.report(
+                at.key("quartz_cron_expression"),
+                format!(
+                    "bad Quartz cron expression {:?}: {e}",
+                    schedule.quartz_cron_expression
+                ),
+            );
+        }
+        if let Err(e) = time_zone(&schedule.timezone_id) {
+            checker.report(at.key("timezone_id"), e);
+        }
     }
     if let Some(trigger) = &settings.trigger {
         check_trigger(checker, trigger, &path.key("trigger"));
@@ -112,6 +126,18 @@ fn check_trigger(checker: &mut Checker<'_>, trigger: &TriggerSettings, path: &Fi
                 );
             }
         }
+    }
+    if let Some(periodic) = &trigger.periodic
+        && periodic.interval >= 1
+        && interval_ms(periodic.interval, periodic.unit).is_none()
+    {
+        checker.report(
+            path.key("periodic").key("interval"),
+            format!(
+                "interval {} is out of range: too large for its unit",
+                periodic.interval
+            ),
+        );
     }
     if let Some(periodic) = &trigger.periodic
         && periodic.interval < 1
