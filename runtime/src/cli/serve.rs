@@ -82,7 +82,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         state = %config.state,
         store = %config.store,
         node = node.engine.node_id(),
-        "weir.serve: listening on http://{}; state {}, objects {}, admin token in {}; \
+        "weir.serve: listening on http://{} (state {}, objects {}, admin token in {}); \
          next, in another terminal: weir deploy examples/jobs && weir jobs list",
         node.addr,
         config.state,
