@@ -5,13 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+say() { printf '\n== %s\n' "$*"; }
+
+say "installing the wasm32-wasip1 target (once)"
 rustup target add wasm32-wasip1 >/dev/null
+if [ -x target/release/weir ]; then
+  say "building weir (release; only what changed since the last build)"
+else
+  say "building weir (release): the first build compiles about 350 crates, several minutes on 2 cores (see README); later builds take seconds"
+fi
 cargo build --release -p weir-runtime
+say "building the example tasks for wasm32-wasip1"
 cargo build --release --target wasm32-wasip1 -p weir-examples
 weir=target/release/weir
 
 started=""
 if ! "$weir" jobs list >/dev/null 2>&1; then
+  say "starting weir serve on .weir/ (SQLite state, local object store)"
   mkdir -p .weir
   "$weir" serve >.weir/serve.log 2>&1 &
   started=$!
@@ -21,14 +31,14 @@ if ! "$weir" jobs list >/dev/null 2>&1; then
     kill -0 "$started" 2>/dev/null || { cat .weir/serve.log; exit 1; }
     sleep 0.1
   done
-  echo "weir is serving on http://127.0.0.1:8181 (log: .weir/serve.log)"
+  say "weir is serving on http://127.0.0.1:8181 (log: .weir/serve.log)"
 fi
 
+say "deploying examples/jobs"
 "$weir" deploy examples/jobs
-echo
+say "running orders-pipeline and waiting for it to finish"
 "$weir" jobs run orders-pipeline --wait
-echo
-echo "report written by the run:"
+say "report written by the run:"
 cat examples/lake/reports/report-*.md 2>/dev/null | tail -n 20 || true
 if [ -n "$started" ]; then
   echo

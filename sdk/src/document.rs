@@ -106,7 +106,8 @@ mod tests {
         .unwrap();
         assert_eq!(doc.parameters["region"], "eu");
         assert_eq!(doc.trigger, Value::Null);
-        assert_eq!(doc.files[0].path, "/input/orders-1.csv");
+        assert_eq!(doc.files[0].path, "orders-1.csv");
+        assert_eq!(doc.files[0].input_path(), "/input/orders-1.csv");
         assert_eq!(doc.files[0].size, 120);
         assert_eq!(doc.tasks["ingest"].run_id, Some(6));
         assert_eq!(doc.tasks["ingest"].values["rows"], json!(42));

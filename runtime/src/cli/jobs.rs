@@ -11,27 +11,34 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// List jobs.
+    #[command(
+        after_help = "Example:\n  weir jobs list\n  weir jobs list --name orders-pipeline --output json"
+    )]
     List {
         /// Only the job with this exact name.
         #[arg(long)]
         name: Option<String>,
     },
     /// Show a job's settings.
+    #[command(after_help = "Example:\n  weir jobs get orders-pipeline")]
     Get {
         /// Job name or id.
         job: String,
     },
     /// Delete a job (its active runs are canceled; run history stays).
+    #[command(after_help = "Example:\n  weir jobs delete orders-pipeline")]
     Delete {
         /// Job name or id.
         job: String,
     },
     /// Pause a job's schedule or trigger.
+    #[command(after_help = "Example:\n  weir jobs pause orders-pipeline")]
     Pause {
         /// Job name or id.
         job: String,
     },
     /// Resume a job's schedule or trigger.
+    #[command(after_help = "Example:\n  weir jobs resume orders-pipeline")]
     Resume {
         /// Job name or id.
         job: String,
@@ -50,6 +57,7 @@ pub enum JobsCommand {
         to: String,
     },
     /// Start a run now.
+    #[command(after_help = "Example:\n  weir jobs run orders-pipeline --param region=eu --wait")]
     Run {
         /// Job name or id.
         job: String,

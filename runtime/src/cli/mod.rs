@@ -16,7 +16,13 @@ use std::process::ExitCode;
 
 /// Weir: event-driven DAGs of WebAssembly tasks.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about, propagate_version = true)]
+#[command(
+    name = "weir",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples:\n  weir serve                                  # a node on .weir/ at 127.0.0.1:8181\n  weir deploy examples/jobs                   # push modules, create or update jobs\n  weir jobs run orders-pipeline --wait        # run a job, exit 0 only if it succeeded\n  weir runs list --job orders-pipeline"
+)]
 pub struct Cli {
     /// API address of a running node.
     #[arg(
@@ -50,21 +56,30 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a Weir node (API, engine, executor).
+    #[command(
+        after_help = "Examples:\n  weir serve\n  weir serve --data-dir /var/lib/weir --listen 0.0.0.0:8181 --store s3://bucket/weir"
+    )]
     Serve(serve::ServeArgs),
     /// Push the modules specs reference by path, and create or update their jobs by name.
+    #[command(
+        after_help = "Example:\n  weir deploy examples/jobs\n  weir deploy pipeline.yaml --output json"
+    )]
     Deploy {
         /// Spec files, or directories of `.yaml`, `.yml` and `.json` specs.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Jobs.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  weir jobs run orders-pipeline --wait"
+    )]
     Jobs(jobs::JobsCommand),
     /// Runs.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  weir runs get 42")]
     Runs(runs::RunsCommand),
     /// Wasm modules.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  weir modules list")]
     Modules(modules::ModulesCommand),
 }
 

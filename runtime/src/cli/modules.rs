@@ -12,6 +12,9 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum ModulesCommand {
     /// Upload a wasm module (validated and compiled by the server) as a new version of a name.
+    #[command(
+        after_help = "Example:\n  weir modules push target/wasm32-wasip1/release/ingest.wasm --name ingest"
+    )]
     Push {
         /// The `.wasm` file.
         path: PathBuf,
@@ -20,6 +23,7 @@ pub enum ModulesCommand {
         name: Option<String>,
     },
     /// List module versions.
+    #[command(after_help = "Example:\n  weir modules list --name ingest")]
     List {
         /// Only this name.
         #[arg(long)]

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// List runs, newest first.
+    #[command(after_help = "Example:\n  weir runs list --job orders-pipeline --active")]
     List {
         /// Only runs of this job (name or id).
         #[arg(long)]
@@ -27,6 +28,7 @@ pub enum RunsCommand {
         limit: u32,
     },
     /// Show a run and its tasks.
+    #[command(after_help = "Example:\n  weir runs get 42 --history")]
     Get {
         /// Run id.
         run_id: i64,
@@ -35,6 +37,7 @@ pub enum RunsCommand {
         history: bool,
     },
     /// Print the logs of a run's tasks (or of one task run).
+    #[command(after_help = "Example:\n  weir runs logs 42 --task ingest")]
     Logs {
         /// Run id (or task run id).
         run_id: i64,
@@ -43,6 +46,7 @@ pub enum RunsCommand {
         task: Option<String>,
     },
     /// Cancel a run.
+    #[command(after_help = "Example:\n  weir runs cancel 42 --wait")]
     Cancel {
         /// Run id.
         run_id: i64,
@@ -51,6 +55,9 @@ pub enum RunsCommand {
         wait: bool,
     },
     /// Rerun tasks of a finished run (and, with --rerun-dependents, what depends on them).
+    #[command(
+        after_help = "Example:\n  weir runs repair 42 --all-failed --rerun-dependents --wait"
+    )]
     Repair {
         /// Run id.
         run_id: i64,

@@ -82,8 +82,11 @@ pub async fn run(args: ServeArgs) -> CliResult {
         state = %config.state,
         store = %config.store,
         node = node.engine.node_id(),
-        "weir.serve: listening on http://{} (admin token in {})",
+        "weir.serve: listening on http://{} (state {}, objects {}, admin token in {}); \
+         next, in another terminal: weir deploy examples/jobs && weir jobs list",
         node.addr,
+        config.state,
+        config.store,
         config.data_dir.join("admin-token").display()
     );
     wait_for_signal().await?;
