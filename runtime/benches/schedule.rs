@@ -44,7 +44,7 @@ impl Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
-            .env("WEIR_LOG", "warn,weir.serve=info")
+            .env("WEIR_LOG", "warn,weir::cli::serve=info")
             .stderr(Stdio::piped())
             .spawn()
             .expect("weir serve starts");

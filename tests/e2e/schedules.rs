@@ -249,3 +249,58 @@ fn bad_cron_and_time_zone_are_spec_errors_with_positions() {
         "nothing deployed"
     );
 }
+
+#[test]
+fn a_continuous_job_runs_back_to_back_and_stops_on_pause() {
+    let w = Weir::start();
+    w.deploy(
+        "loop.yaml",
+        "name: loop\ncontinuous: {pause_status: UNPAUSED}\ntasks:\n  - task_key: a\n    condition_task: {op: EQUAL_TO, left: \"{{job.trigger.type}}\", right: continuous}\n",
+    );
+    let id = job_id(&w, "loop");
+    let runs = at_least(&w, id, 3);
+    for pair in runs.windows(2) {
+        assert_eq!(pair[1]["trigger"], "CONTINUOUS");
+        assert_eq!(
+            pair[1]["trigger_info"]["previous_run_id"], pair[0]["run_id"],
+            "each run follows the previous one"
+        );
+        let ended = pair[0]["end_time"].as_i64().unwrap();
+        let started = pair[1]["start_time"].as_i64().unwrap();
+        assert!(ended <= started, "two runs at once: {pair:#?}");
+    }
+    let first = w.wait_for_run(
+        runs[0]["run_id"].as_i64().unwrap(),
+        Duration::from_secs(30),
+        |r| r["state"]["life_cycle_state"] == "TERMINATED",
+    );
+    assert_eq!(run_result(&first), "SUCCESS", "{first:#}");
+
+    w.cli_ok(&["jobs", "pause", "loop"]);
+    let start = Instant::now();
+    while trigger_state(&w, "loop")["paused"] != true {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The run going at the pause may finish; after it, nothing starts.
+    let settled = Instant::now();
+    let mut count = runs_of(&w, id).len();
+    loop {
+        std::thread::sleep(Duration::from_millis(1_000));
+        let now = runs_of(&w, id).len();
+        if now == count {
+            break;
+        }
+        count = now;
+        assert!(
+            settled.elapsed() < Duration::from_secs(10),
+            "still starting runs"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        runs_of(&w, id).len(),
+        count,
+        "a paused continuous job started a run"
+    );
+}
