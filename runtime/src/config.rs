@@ -39,6 +39,25 @@ pub struct FileConfig {
     /// Most MiB of new objects fetched into `/input` for one run of an `s3://` file-arrival
     /// trigger.
     pub file_arrival_input_limit_mb: Option<u64>,
+    /// SMTP server of e-mail alerts: `smtp://[user:pass@]host:port[?tls=required]`, `smtps://...`.
+    pub smtp_url: Option<String>,
+    /// The `From:` address of alert e-mails.
+    pub smtp_from: Option<String>,
+    /// Serve `/metrics` without a token.
+    pub metrics_public: Option<bool>,
+    /// Log format: `text` (default) or `json`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// How `weir serve` writes its log (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, with the span fields (`job.id`, `run.id`, `task.key`).
+    Json,
 }
 
 impl FileConfig {
@@ -81,6 +100,12 @@ pub struct ServeConfig {
     pub file_arrival_list_interval_seconds: u64,
     /// Most MiB of new objects fetched into `/input` per run.
     pub file_arrival_input_limit_mb: u64,
+    /// SMTP server and sender of e-mail alerts (`None`: e-mail alerts fail, saying so).
+    pub smtp: Option<crate::alerts::SmtpSettings>,
+    /// Serve `/metrics` without a token.
+    pub metrics_public: bool,
+    /// Log format.
+    pub log_format: LogFormat,
 }
 
 /// Defaults of the settings that have one.
@@ -130,7 +155,28 @@ impl ServeConfig {
             .or(file.store)
             .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
         let pick = |a: Option<u64>, b: Option<u64>, d: u64| a.or(b).unwrap_or(d);
+        let smtp = match (
+            explicit.smtp_url.or(file.smtp_url),
+            explicit.smtp_from.or(file.smtp_from),
+        ) {
+            (Some(url), Some(from)) => Some(crate::alerts::SmtpSettings { url, from }),
+            (None, None) => None,
+            (Some(_), None) => anyhow::bail!(
+                "smtp_url is set but smtp_from is not: give the From: address of alert e-mails \
+                 (--smtp-from, WEIR_SMTP_FROM or smtp_from in weir.toml)"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "smtp_from is set but smtp_url is not: give the SMTP server (--smtp-url, \
+                 WEIR_SMTP_URL or smtp_url in weir.toml)"
+            ),
+        };
         let config = ServeConfig {
+            smtp,
+            metrics_public: explicit
+                .metrics_public
+                .or(file.metrics_public)
+                .unwrap_or(false),
+            log_format: explicit.log_format.or(file.log_format).unwrap_or_default(),
             max_instances: explicit
                 .max_instances
                 .or(file.max_instances)
@@ -256,6 +302,38 @@ mod tests {
         std::fs::write(&p, "[s3]\nendpont = \"x\"\n").unwrap();
         let err = FileConfig::read(&p).unwrap_err().to_string();
         assert!(err.contains("endpont"), "{err}");
+    }
+
+    #[test]
+    fn smtp_settings_come_in_pairs() {
+        let file = FileConfig {
+            smtp_url: Some("smtp://mail:25".into()),
+            smtp_from: Some("weir@example.com".into()),
+            ..Default::default()
+        };
+        let explicit = FileConfig {
+            smtp_url: Some("smtp://other:2525".into()),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(explicit, file).unwrap();
+        let smtp = c.smtp.unwrap();
+        assert_eq!(smtp.url, "smtp://other:2525");
+        assert_eq!(smtp.from, "weir@example.com");
+        let lonely = FileConfig {
+            smtp_url: Some("smtp://mail:25".into()),
+            ..Default::default()
+        };
+        let err = ServeConfig::resolve(lonely, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smtp_from"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("weir.toml");
+        std::fs::write(&p, "metrics_public = true\nlog_format = \"json\"\n").unwrap();
+        let c = ServeConfig::resolve(FileConfig::default(), FileConfig::read(&p).unwrap()).unwrap();
+        assert!(c.metrics_public);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.smtp.is_none());
     }
 
     #[test]

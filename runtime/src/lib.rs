@@ -7,12 +7,14 @@
 //! and the [`cli`] are the two ways in.
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod exec;
+pub mod metrics;
 pub mod modules;
 pub mod s3;
 pub mod serve;

@@ -1,6 +1,7 @@
 //! A Weir node assembled from its settings: state store, object store, executor, registry,
 //! engine, triggers and HTTP API.
 
+use crate::alerts::{Alerts, AlertsConfig};
 use crate::api::{self, AppState, Tokens};
 use crate::config::ServeConfig;
 use crate::engine::{Engine, EngineConfig};
@@ -27,6 +28,7 @@ pub struct Node {
     /// The admin token.
     pub admin_token: String,
     triggers: TriggerManager,
+    alerts: Alerts,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     _lock: File,
@@ -150,7 +152,7 @@ impl Node {
                 .saturating_mul(1024 * 1024),
         )));
         let engine = Engine::start(
-            store,
+            store.clone(),
             executor,
             registry,
             crate::clock::system(),
@@ -162,16 +164,22 @@ impl Node {
             crate::trigger::builtin(&config),
         );
 
-        let state = AppState {
-            engine: engine.clone(),
-            max_request_bytes: config.max_request_bytes,
-            max_module_bytes: config.max_module_bytes,
-        };
-        let app = api::router(state, Tokens::new(&admin_token));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let mut alerts_config =
+            AlertsConfig::new(engine.node_id().to_string(), format!("http://{addr}"));
+        alerts_config.smtp = config.smtp.clone();
+        let alerts = Alerts::start(store, engine.clock().clone(), alerts_config)?;
+
+        let state = AppState {
+            engine: engine.clone(),
+            max_request_bytes: config.max_request_bytes,
+            max_module_bytes: config.max_module_bytes,
+            metrics_public: config.metrics_public,
+        };
+        let app = api::router(state, Tokens::new(&admin_token));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -186,6 +194,7 @@ impl Node {
             engine,
             admin_token,
             triggers,
+            alerts,
             server,
             stop,
             _lock: lock,
@@ -198,6 +207,7 @@ impl Node {
         let _ = self.stop.send(true);
         self.triggers.shutdown().await;
         self.engine.shutdown().await;
+        self.alerts.shutdown().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
     }
 }

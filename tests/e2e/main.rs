@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts the real `weir` binary on a temp data dir and drives it through
 //! its CLI and HTTP API. See `tests/README.md`.
 
+mod alerts;
 mod bad_input;
 mod control;
 mod examples;
@@ -8,6 +9,7 @@ mod file_arrival;
 mod file_arrival_s3;
 mod lifecycle;
 mod limits;
+mod receivers;
 mod recovery;
 mod run_if;
 mod s3_server;

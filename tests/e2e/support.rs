@@ -166,6 +166,28 @@ impl Weir {
         }
     }
 
+    /// Waits for the node process to exit by itself (a fault hook); panics after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("the node is running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the node did not exit; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Replaces the extra environment of the next [`Weir::spawn`].
+    pub fn set_env(&mut self, env: &[(String, String)]) {
+        self.env = env.to_vec();
+    }
+
     /// The node's log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -1,10 +1,13 @@
 //! The HTTP API: the Databricks Jobs API 2.2 paths and JSON under `/api/2.2/jobs/`, Weir's
-//! additions under `/api/weir/`, and `/healthz`. Every route but `/healthz` needs the bearer
-//! token.
+//! additions under `/api/weir/`, `/metrics` (Prometheus) and `/healthz`. Every route but
+//! `/healthz` needs the bearer token (`/metrics` too, unless the node runs with
+//! `--metrics-public`).
 
+mod alerts;
 mod auth;
 mod error;
 mod jobs;
+mod metrics;
 mod modules;
 pub mod render;
 mod runs;
@@ -30,6 +33,8 @@ pub struct AppState {
     pub max_request_bytes: usize,
     /// Largest module upload.
     pub max_module_bytes: u64,
+    /// Whether `/metrics` is served without a token.
+    pub metrics_public: bool,
 }
 
 /// The API router.
@@ -65,11 +70,17 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
         .route("/jobs/pause", post(jobs::pause))
         .route("/jobs/resume", post(jobs::resume))
         .route("/jobs/backfill", post(schedules::backfill))
+        .route("/alerts", get(alerts::list))
         .layer(DefaultBodyLimit::max(json_limit));
-    let authed = Router::new()
+    let metrics_public = state.metrics_public;
+    let mut authed = Router::new()
         .nest("/api/2.2/jobs", jobs.clone())
         .nest("/api/2.1/jobs", jobs)
-        .nest("/api/weir", weir)
+        .nest("/api/weir", weir);
+    if !metrics_public {
+        authed = authed.route("/metrics", get(metrics::get));
+    }
+    let authed = authed
         .fallback(|| async { ApiError::not_found("no such API path") })
         .method_not_allowed_fallback(|| async {
             ApiError {
@@ -83,10 +94,11 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
             auth::require_token,
         ))
         .with_state(Arc::new(state.clone()));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .with_state(Arc::new(state))
-        .merge(authed)
+    let mut open = Router::new().route("/healthz", get(healthz));
+    if metrics_public {
+        open = open.route("/metrics", get(metrics::get));
+    }
+    open.with_state(Arc::new(state)).merge(authed)
 }
 
 async fn healthz(

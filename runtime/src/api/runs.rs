@@ -40,16 +40,35 @@ struct SubmitBody {
     timeout_seconds: Option<u64>,
     #[serde(default)]
     idempotency_token: Option<String>,
+    #[serde(default)]
+    email_notifications: Option<Value>,
+    #[serde(default)]
+    webhook_notifications: Option<Value>,
+    #[serde(default)]
+    notification_settings: Option<Value>,
+    #[serde(default)]
+    health: Option<Value>,
 }
 
 /// `POST runs/submit`.
 pub async fn submit(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
     let b: SubmitBody = parse_body(&body)?;
-    let doc = json!({
+    let mut doc = json!({
         "name": b.run_name.unwrap_or_else(|| "Untitled".into()),
         "timeout_seconds": b.timeout_seconds.unwrap_or(0),
         "tasks": b.tasks,
     });
+    // The alert settings of a one-time run, as the Jobs API takes them.
+    for (key, value) in [
+        ("email_notifications", b.email_notifications),
+        ("webhook_notifications", b.webhook_notifications),
+        ("notification_settings", b.notification_settings),
+        ("health", b.health),
+    ] {
+        if let Some(v) = value {
+            doc[key] = v;
+        }
+    }
     let text = serde_json::to_string_pretty(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
     let settings: JobSettings = spec::settings_from_json("submitted run", &text, "")?;
     super::jobs::check_references(&state, &settings, "").await?;

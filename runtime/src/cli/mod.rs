@@ -2,6 +2,7 @@
 //! (`--host`/`WEIR_HOST`, `--token`/`WEIR_TOKEN`), printing text or, with `--output json`, the
 //! API's objects.
 
+mod alerts;
 mod client;
 mod deploy;
 mod jobs;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Wasm modules.
     #[command(subcommand, after_help = "Example:\n  weir modules list")]
     Modules(modules::ModulesCommand),
+    /// Alerts (e-mail and webhook notifications) and their delivery.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// A command's failure: the message, and whether it is the run's failure (exit 1) or an error
@@ -119,5 +123,6 @@ async fn run(cli: Cli) -> CliResult {
         Command::Jobs(c) => jobs::run(&ctx?, c).await,
         Command::Runs(c) => runs::run(&ctx?, c).await,
         Command::Modules(c) => modules::run(&ctx?, c).await,
+        Command::Alerts(c) => alerts::run(&ctx?, c).await,
     }
 }

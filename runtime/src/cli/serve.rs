@@ -1,7 +1,7 @@
 //! `weir serve`.
 
 use super::CliResult;
-use crate::config::{FileConfig, ServeConfig};
+use crate::config::{FileConfig, LogFormat, ServeConfig};
 use crate::serve::Node;
 use clap::Args;
 use std::net::SocketAddr;
@@ -35,24 +35,43 @@ pub struct ServeArgs {
     /// How often file-arrival triggers list s3:// URLs, in seconds [default: 5]
     #[arg(long, env = "WEIR_FILE_ARRIVAL_LIST_INTERVAL_SECONDS")]
     file_arrival_list_interval_seconds: Option<u64>,
+    /// SMTP server of e-mail alerts: smtp://[user:pass@]host:port[?tls=required] or smtps://...
+    /// [default: none, e-mail alerts fail saying so]
+    #[arg(long, env = "WEIR_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The From: address of alert e-mails (needed with --smtp-url)
+    #[arg(long, env = "WEIR_SMTP_FROM")]
+    smtp_from: Option<String>,
+    /// Serve /metrics without a token [default: the token is needed]
+    #[arg(long, env = "WEIR_METRICS_PUBLIC")]
+    metrics_public: bool,
+    /// Log format on stderr [default: text]
+    #[arg(long, env = "WEIR_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
     /// Config file [default: ./weir.toml when it exists]
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> CliResult {
-    init_tracing();
     let file = match &args.config {
         Some(p) => FileConfig::read(p)?,
         None if std::path::Path::new("weir.toml").exists() => {
@@ -72,9 +91,14 @@ pub async fn run(args: ServeArgs) -> CliResult {
             ..Default::default()
         }),
         file_arrival_list_interval_seconds: args.file_arrival_list_interval_seconds,
+        smtp_url: args.smtp_url,
+        smtp_from: args.smtp_from,
+        metrics_public: args.metrics_public.then_some(true),
+        log_format: args.log_format,
         ..Default::default()
     };
     let config = ServeConfig::resolve(explicit, file)?;
+    init_tracing(config.log_format);
     let node = Node::start(config.clone()).await?;
     tracing::info!(
         addr = %node.addr,

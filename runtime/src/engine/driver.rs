@@ -4,7 +4,8 @@
 use super::Shared;
 use super::state::{ChildResult, Effect, RunState, StopReason};
 use crate::exec::{CancelHandle, ExitStatus, Invocation, Outcome};
-use crate::store::{RunId, RunSnapshot, StoreError};
+use crate::metrics;
+use crate::store::{LifeCycleState, RunId, RunSnapshot, RunWrite, StoreError};
 use crate::trigger::file_arrival::input::InputPlan;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -51,8 +52,15 @@ pub(crate) async fn drive(
         run.id = run_id,
         job.id = snapshot.run.job_id
     );
+    let started_counted = snapshot.run.life_cycle_state != LifeCycleState::Pending
+        && snapshot.run.life_cycle_state != LifeCycleState::Queued;
     let driver = Driver {
         state: RunState::new(snapshot),
+        counted: Counted {
+            run_started: started_counted,
+            run_finished: false,
+            attempts: HashSet::new(),
+        },
         shared: shared.clone(),
         rx,
         tx,
@@ -69,8 +77,52 @@ pub(crate) async fn drive(
     shared.claim_now.notify_one();
 }
 
+/// What this driver has counted in the metrics already (a row may be written more than once).
+struct Counted {
+    run_started: bool,
+    run_finished: bool,
+    attempts: HashSet<RunId>,
+}
+
+impl Counted {
+    /// Counts what a committed write changed: the run's start and end, ended task attempts.
+    fn record(&mut self, write: &RunWrite) {
+        if let Some(p) = &write.progress {
+            if p.life_cycle_state == LifeCycleState::Running && !self.run_started {
+                self.run_started = true;
+                metrics::inc(metrics::RUNS_STARTED, &[]);
+            }
+            if p.life_cycle_state.is_final() && !self.run_finished {
+                self.run_finished = true;
+                let result = p
+                    .result_state
+                    .map_or(p.life_cycle_state.as_str(), |r| r.as_str());
+                metrics::inc(metrics::RUNS_FINISHED, &[("result", result)]);
+                if let (Some(start), Some(end)) = (p.start_time, p.end_time) {
+                    metrics::observe(metrics::RUN_DURATION, &[], seconds(end - start));
+                }
+            }
+        }
+        for t in &write.tasks {
+            if let (true, Some(result), Some(start)) = (t.is_final(), t.result_state, t.start_time)
+                && self.attempts.insert(t.task_run_id)
+            {
+                metrics::inc(metrics::TASK_ATTEMPTS, &[("result", result.as_str())]);
+                if let Some(end) = t.end_time {
+                    metrics::observe(metrics::TASK_DURATION, &[], seconds(end - start));
+                }
+            }
+        }
+    }
+}
+
+fn seconds(ms: i64) -> f64 {
+    ms.max(0) as f64 / 1000.0
+}
+
 struct Driver {
     state: RunState,
+    counted: Counted,
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<DriverMsg>,
     tx: mpsc::UnboundedSender<DriverMsg>,
@@ -186,7 +238,10 @@ impl Driver {
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.shared.store.write_run(write.clone()).await {
-                Ok(()) => return Flow::Continue,
+                Ok(()) => {
+                    self.counted.record(&write);
+                    return Flow::Continue;
+                }
                 Err(StoreError::LeaseLost { .. }) => {
                     tracing::warn!(
                         "weir.engine.lease: another node owns this run now; stopping here"
@@ -288,8 +343,19 @@ impl Driver {
 
     fn start_wasm(&mut self, id: RunId, inv: Invocation) {
         let tx = self.tx.clone();
-        let cancel = self.shared.executor.start_then(inv, move |outcome| {
-            let _ = tx.send(DriverMsg::Outcome(id, outcome));
+        let span = match self.state.row(id) {
+            Some(row) => tracing::info_span!(
+                "weir.engine.task",
+                task.key = %row.task_key,
+                task.run_id = id,
+                attempt = row.attempt_number
+            ),
+            None => tracing::info_span!("weir.engine.task", task.run_id = id),
+        };
+        let cancel = span.in_scope(|| {
+            self.shared.executor.start_then(inv, move |outcome| {
+                let _ = tx.send(DriverMsg::Outcome(id, outcome));
+            })
         });
         self.attempts.insert(id, cancel);
     }

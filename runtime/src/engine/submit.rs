@@ -10,6 +10,7 @@ use crate::store::{
 };
 use crate::trigger::TriggerEvent;
 use std::collections::BTreeMap;
+use tracing::Instrument;
 
 /// A request for a run of a job.
 #[derive(Debug, Clone, Default)]
@@ -247,15 +248,26 @@ impl Engine {
             job_parameters: event.job_parameters,
             idempotency_token: Some(event.idempotency_key),
         };
+        let trigger = event.payload.trigger_type();
         let origin = Origin {
-            trigger: event.payload.trigger_type(),
+            trigger,
             info: event.payload.to_json(),
             parent: None,
             commit: Some(event.commit),
         };
-        self.shared
+        let span = tracing::info_span!("weir.trigger.fire", job.id = event.job_id);
+        let created = self
+            .shared
             .create_job_run(event.job_id, request, origin)
-            .await
+            .instrument(span)
+            .await?;
+        if created.created {
+            crate::metrics::inc(
+                crate::metrics::TRIGGER_FIRES,
+                &[("kind", trigger.reference_value())],
+            );
+        }
+        Ok(created)
     }
 
     /// Records a one-time run of settings that are not a stored job (`runs/submit`).

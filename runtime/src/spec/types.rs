@@ -278,6 +278,9 @@ pub struct EmailNotifications {
     pub on_failure: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_duration_warning_threshold_exceeded: Vec<String>,
+    /// Accepted by the parser as the Jobs API has it; refused by validation (no streaming).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_streaming_backlog_exceeded: Vec<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_alert_for_skipped_runs: bool,
 }
@@ -295,6 +298,9 @@ pub struct WebhookNotifications {
     pub on_failure: Vec<Webhook>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_duration_warning_threshold_exceeded: Vec<Webhook>,
+    /// Accepted by the parser as the Jobs API has it; refused by validation (no streaming).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_streaming_backlog_exceeded: Vec<Webhook>,
 }
 
 /// One webhook destination.
@@ -314,6 +320,20 @@ pub struct NotificationSettings {
     pub no_alert_for_skipped_runs: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_alert_for_canceled_runs: bool,
+}
+
+/// Task-level alert filters (the job-level ones plus `alert_on_last_attempt`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TaskNotificationSettings {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_alert_for_skipped_runs: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_alert_for_canceled_runs: bool,
+    /// No `on_start` / `on_failure` alert for an attempt that will be retried.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub alert_on_last_attempt: bool,
 }
 
 /// One task of the DAG: exactly one of `wasm_task`, `condition_task`, `for_each_task`,
@@ -364,7 +384,7 @@ pub struct Task {
     pub webhook_notifications: Option<WebhookNotifications>,
     /// Task-level alert filters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notification_settings: Option<NotificationSettings>,
+    pub notification_settings: Option<TaskNotificationSettings>,
     /// Task-level health rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthRules>,

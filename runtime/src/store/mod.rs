@@ -12,12 +12,14 @@
 //!
 //! The same test suite ([`suite`]) runs against every backend.
 
+pub mod alerts;
 pub mod model;
 pub mod sqlite;
 #[doc(hidden)]
 pub mod suite;
 pub mod triggers;
 
+pub use alerts::*;
 pub use model::*;
 pub use triggers::*;
 
@@ -331,6 +333,45 @@ pub trait Store: Send + Sync + 'static {
     async fn put_trigger_state(&self, state: &TriggerState) -> StoreResult<()>;
     /// A job's seen-set, by key.
     async fn list_trigger_seen(&self, job_id: JobId) -> StoreResult<Vec<SeenRecord>>;
+
+    // ---- alerts -----------------------------------------------------------------------------
+
+    /// Where a consumer of [`Store::run_events`] stands (0 before it first moved).
+    async fn event_cursor(&self, consumer: &str) -> StoreResult<i64>;
+    /// Records alerts (a known `dedupe_key` is skipped) and, when given, moves a consumer's
+    /// cursor, in one transaction. Returns false and changes nothing when the cursor is no
+    /// longer at `cursor.from` (another node moved it first).
+    async fn enqueue_alerts(
+        &self,
+        cursor: Option<CursorMove>,
+        alerts: Vec<NewAlert>,
+    ) -> StoreResult<bool>;
+    /// Claims up to `limit` pending alerts due at `now` for `node` until `now + lease_ms`
+    /// (alerts claimed by a node whose claim expired are claimable again), oldest first.
+    async fn claim_alerts(
+        &self,
+        node: &str,
+        now: Millis,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AlertRecord>>;
+    /// Drops every alert claim `node` holds (at start-up after a crash), so its alerts can be
+    /// claimed at once; returns how many.
+    async fn release_alert_claims(&self, node: &str) -> StoreResult<u64>;
+    /// Records a delivery attempt of a claimed alert and drops the claim. `NotFound` if the
+    /// alert does not exist; `InvalidState` if it is not pending any more.
+    async fn record_alert_attempt(
+        &self,
+        alert_id: i64,
+        attempt: AlertAttempt,
+        now: Millis,
+    ) -> StoreResult<()>;
+    /// When the earliest pending alert is due (`None`: nothing pending).
+    async fn next_alert_time(&self) -> StoreResult<Option<Millis>>;
+    /// Alerts matching a filter, newest first.
+    async fn list_alerts(&self, filter: &AlertFilter) -> StoreResult<Vec<AlertRecord>>;
+    /// How many runs are in each non-final life cycle state (`QUEUED`, `PENDING`, ...).
+    async fn count_active_runs(&self) -> StoreResult<Vec<(LifeCycleState, u64)>>;
 }
 
 /// Opens the store a `--state` URL names: `sqlite://PATH` (relative to the working directory)

@@ -6,6 +6,7 @@
 //! `#[tokio::test]` per behaviour; each behaviour is a public `async fn(Arc<dyn Store>)` here.
 
 mod admission;
+mod alerts;
 mod control;
 mod history;
 mod jobs;
@@ -14,6 +15,7 @@ mod modules;
 mod triggers;
 
 pub use admission::*;
+pub use alerts::*;
 pub use control::*;
 pub use history::*;
 pub use jobs::*;
@@ -72,6 +74,9 @@ macro_rules! store_suite {
             replayed_trigger_event_moves_the_trigger_only,
             deleting_a_job_forgets_its_trigger,
             job_changes_report_creates_updates_and_deletes,
+            alerts_are_recorded_once_with_their_cursor,
+            alert_claims_and_attempts,
+            active_runs_are_counted_by_state,
         );
     };
     (@tests ($factory:expr) $($test:ident),* $(,)?) => {

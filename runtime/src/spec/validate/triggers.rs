@@ -170,6 +170,14 @@ pub(super) fn check_notifications(
 ) {
     if let Some(emails) = emails {
         let at = path.key("email_notifications");
+        if !emails.on_streaming_backlog_exceeded.is_empty() {
+            checker.report(
+                at.key("on_streaming_backlog_exceeded"),
+                "on_streaming_backlog_exceeded is not supported: Weir has no streaming tasks \
+                 (use on_failure or on_duration_warning_threshold_exceeded)"
+                    .to_string(),
+            );
+        }
         for (event, addresses) in [
             ("on_start", &emails.on_start),
             ("on_success", &emails.on_success),
@@ -192,6 +200,14 @@ pub(super) fn check_notifications(
     }
     if let Some(webhooks) = webhooks {
         let at = path.key("webhook_notifications");
+        if !webhooks.on_streaming_backlog_exceeded.is_empty() {
+            checker.report(
+                at.key("on_streaming_backlog_exceeded"),
+                "on_streaming_backlog_exceeded is not supported: Weir has no streaming tasks \
+                 (use on_failure or on_duration_warning_threshold_exceeded)"
+                    .to_string(),
+            );
+        }
         for (event, hooks) in [
             ("on_start", &webhooks.on_start),
             ("on_success", &webhooks.on_success),

@@ -23,6 +23,7 @@
 //! the migrations in `migrations/*.sql`, versioned by `PRAGMA user_version`).
 
 mod admission;
+mod alerts;
 mod backend;
 mod codec;
 mod connection;
@@ -317,6 +318,79 @@ impl Store for SqliteStore {
     async fn run_events(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<RunEvent>> {
         self.readers
             .call("run_events", move |c| events::after(c, after_seq, limit))
+            .await
+    }
+
+    async fn event_cursor(&self, consumer: &str) -> StoreResult<i64> {
+        let consumer = consumer.to_string();
+        self.readers
+            .call("event_cursor", move |c| alerts::cursor(c, &consumer))
+            .await
+    }
+
+    async fn enqueue_alerts(
+        &self,
+        cursor: Option<CursorMove>,
+        new: Vec<NewAlert>,
+    ) -> StoreResult<bool> {
+        self.writer
+            .call("enqueue_alerts", move |c| {
+                alerts::enqueue(c, cursor.as_ref(), &new)
+            })
+            .await
+    }
+
+    async fn claim_alerts(
+        &self,
+        node: &str,
+        now: Millis,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AlertRecord>> {
+        let node = node.to_string();
+        self.writer
+            .call("claim_alerts", move |c| {
+                alerts::claim(c, &node, now, lease_ms, limit)
+            })
+            .await
+    }
+
+    async fn release_alert_claims(&self, node: &str) -> StoreResult<u64> {
+        let node = node.to_string();
+        self.writer
+            .call("release_alert_claims", move |c| {
+                alerts::release_claims(c, &node)
+            })
+            .await
+    }
+
+    async fn record_alert_attempt(
+        &self,
+        alert_id: i64,
+        attempt: AlertAttempt,
+        now: Millis,
+    ) -> StoreResult<()> {
+        self.writer
+            .call("record_alert_attempt", move |c| {
+                alerts::record_attempt(c, alert_id, &attempt, now)
+            })
+            .await
+    }
+
+    async fn next_alert_time(&self) -> StoreResult<Option<Millis>> {
+        self.readers.call("next_alert_time", alerts::next_due).await
+    }
+
+    async fn list_alerts(&self, filter: &AlertFilter) -> StoreResult<Vec<AlertRecord>> {
+        let filter = filter.clone();
+        self.readers
+            .call("list_alerts", move |c| alerts::list(c, &filter))
+            .await
+    }
+
+    async fn count_active_runs(&self) -> StoreResult<Vec<(LifeCycleState, u64)>> {
+        self.readers
+            .call("count_active_runs", alerts::count_active_runs)
             .await
     }
 }

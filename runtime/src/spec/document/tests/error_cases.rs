@@ -315,6 +315,20 @@ fn yaml_errors_are_located() {
             "must be an http:// or https:// URL",
         ),
         case(
+            "streaming backlog alerts",
+            "name: x\nemail_notifications: {on_streaming_backlog_exceeded: [a@b.c]}\ntasks: [{task_key: a, wasm_task: {module: m}}]\n",
+            (2, 23),
+            "email_notifications.on_streaming_backlog_exceeded",
+            "on_streaming_backlog_exceeded is not supported",
+        ),
+        case(
+            "task alert filters",
+            "name: x\ntasks:\n  - task_key: a\n    wasm_task: {module: m}\n    notification_settings: {alert_on_last_attempt: yes_please}\n",
+            (5, 52),
+            "tasks[0].notification_settings.alert_on_last_attempt",
+            "expected a boolean",
+        ),
+        case(
             "empty document",
             "# nothing here\n",
             (1, 1),
