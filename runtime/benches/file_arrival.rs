@@ -56,7 +56,7 @@ impl Node {
             .arg("--config")
             .arg(dir.path().join("weir.toml"))
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("WEIR_LOG", "warn,weir.serve=info")
+            .env("WEIR_LOG", "warn,weir::cli::serve=info")
             .stderr(Stdio::piped())
             .spawn()
             .expect("weir serve starts");
