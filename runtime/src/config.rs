@@ -39,6 +39,9 @@ pub struct FileConfig {
     /// Most MiB of new objects fetched into `/input` for one run of an `s3://` file-arrival
     /// trigger.
     pub file_arrival_input_limit_mb: Option<u64>,
+    /// Directories under which tasks may mount host directories (default: the directory the
+    /// node was started in). Weir's data directory is never mountable.
+    pub mount_roots: Option<Vec<PathBuf>>,
 }
 
 impl FileConfig {
@@ -81,6 +84,8 @@ pub struct ServeConfig {
     pub file_arrival_list_interval_seconds: u64,
     /// Most MiB of new objects fetched into `/input` per run.
     pub file_arrival_input_limit_mb: u64,
+    /// Allowed mount roots; empty: the directory the node was started in.
+    pub mount_roots: Vec<PathBuf>,
 }
 
 /// Defaults of the settings that have one.
@@ -176,6 +181,11 @@ impl ServeConfig {
                 file.file_arrival_input_limit_mb,
                 defaults::FILE_ARRIVAL_INPUT_LIMIT_MB,
             ),
+            mount_roots: explicit
+                .mount_roots
+                .filter(|r| !r.is_empty())
+                .or(file.mount_roots)
+                .unwrap_or_default(),
             data_dir,
             listen,
             state,

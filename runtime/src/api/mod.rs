@@ -2,14 +2,18 @@
 //! additions under `/api/weir/`, and `/healthz`. Every route but `/healthz` needs the bearer
 //! token.
 
+mod access;
+mod audit;
 mod auth;
 mod error;
 mod jobs;
 mod modules;
+mod permissions;
+pub mod proto;
 pub mod render;
 mod runs;
 
-pub use auth::Tokens;
+pub use auth::{AdminToken, Caller, bootstrap};
 pub use error::{ApiError, ApiResult};
 
 use crate::engine::Engine;
@@ -29,10 +33,15 @@ pub struct AppState {
     pub max_request_bytes: usize,
     /// Largest module upload.
     pub max_module_bytes: u64,
+    /// The node's data directory (where `admin-token` lives).
+    pub data_dir: std::path::PathBuf,
+    /// Which host directories jobs may mount.
+    pub mount_policy: Arc<crate::exec::MountPolicy>,
 }
 
 /// The API router.
-pub fn router(state: AppState, tokens: Tokens) -> Router {
+pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
     let json_limit = state.max_request_bytes;
     let module_limit = state.max_module_bytes as usize + 1;
     let jobs = Router::new()
@@ -52,6 +61,19 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
         .route("/runs/get-output", get(runs::get_output))
         .route("/runs/delete", post(runs::delete))
         .layer(DefaultBodyLimit::max(json_limit));
+    // The 2.0 paths whose shapes match 2.2 (2.0's `create`, `reset` and `runs/submit` take the
+    // single-task shape, which Weir does not model); `list` pages with `offset` there.
+    let jobs_2_0 = Router::new()
+        .route("/get", get(jobs::get))
+        .route("/list", get(jobs::list))
+        .route("/delete", post(jobs::delete))
+        .route("/run-now", post(jobs::run_now))
+        .route("/runs/get", get(runs::get))
+        .route("/runs/list", get(runs::list))
+        .route("/runs/cancel", post(runs::cancel))
+        .route("/runs/get-output", get(runs::get_output))
+        .route("/runs/delete", post(runs::delete))
+        .layer(DefaultBodyLimit::max(json_limit));
     let weir = Router::new()
         .route(
             "/modules",
@@ -63,10 +85,36 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
         .route("/runs/wait", get(runs::wait))
         .route("/jobs/pause", post(jobs::pause))
         .route("/jobs/resume", post(jobs::resume))
+        .route(
+            "/tokens",
+            post(access::create_token).get(access::list_tokens),
+        )
+        .route("/tokens/revoke", post(access::revoke_token))
+        .route("/tokens/rotate-admin", post(access::rotate_admin))
+        .route(
+            "/principals",
+            post(access::create_principal).get(access::list_principals),
+        )
+        .route("/principals/delete", post(access::delete_principal))
+        .route("/principals/members/add", post(access::add_member))
+        .route("/principals/members/remove", post(access::remove_member))
+        .route("/audit", get(audit::list))
         .layer(DefaultBodyLimit::max(json_limit));
     let authed = Router::new()
         .nest("/api/2.2/jobs", jobs.clone())
         .nest("/api/2.1/jobs", jobs)
+        .nest("/api/2.0/jobs", jobs_2_0)
+        .route(
+            "/api/2.0/permissions/jobs/{job_id}",
+            get(permissions::get)
+                .put(permissions::put)
+                .patch(permissions::patch)
+                .layer(DefaultBodyLimit::max(json_limit)),
+        )
+        .route(
+            "/api/2.0/permissions/jobs/{job_id}/permissionLevels",
+            get(permissions::levels),
+        )
         .nest("/api/weir", weir)
         .fallback(|| async { ApiError::not_found("no such API path") })
         .method_not_allowed_fallback(|| async {
@@ -77,13 +125,25 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
             }
         })
         .route_layer(axum::middleware::from_fn_with_state(
-            tokens,
+            state.clone(),
+            audit::middleware,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             auth::require_token,
         ))
-        .with_state(Arc::new(state.clone()));
+        .with_state(state.clone());
     Router::new()
         .route("/healthz", get(healthz))
-        .with_state(Arc::new(state))
+        // Databricks clients ask for the host's metadata first, without a token, and go on
+        // with their own configuration after a 404.
+        .route(
+            "/.well-known/databricks-config",
+            get(|| async {
+                ApiError::not_found("this is a Weir node: no Databricks host metadata")
+            }),
+        )
+        .with_state(state)
         .merge(authed)
 }
 
@@ -116,23 +176,28 @@ impl axum::extract::FromRequest<Arc<AppState>> for Body {
         match <Bytes as axum::extract::FromRequest<_>>::from_request(req, state).await {
             Ok(b) => Ok(Body(b)),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::too_large(if module {
-                    format!(
-                        "the module is larger than the limit of {} bytes (max_module_bytes)",
-                        state.max_module_bytes
-                    )
-                } else {
-                    format!(
-                        "the request body is larger than the limit of {} bytes (max_request_bytes)",
-                        state.max_request_bytes
-                    )
-                }))
+                Err(ApiError::too_large(too_large_message(state, module)))
             }
             Err(e) => Err(ApiError::malformed(format!(
                 "cannot read the request body: {}",
                 e.body_text()
             ))),
         }
+    }
+}
+
+/// Why a request body was refused for its size.
+pub(crate) fn too_large_message(state: &AppState, module: bool) -> String {
+    if module {
+        format!(
+            "the module is larger than the limit of {} bytes (max_module_bytes)",
+            state.max_module_bytes
+        )
+    } else {
+        format!(
+            "the request body is larger than the limit of {} bytes (max_request_bytes)",
+            state.max_request_bytes
+        )
     }
 }
 
@@ -150,28 +215,6 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
             .map(|q| ApiQuery(q.0))
             .map_err(|e| ApiError::invalid(format!("query parameters: {}", e.body_text())))
     }
-}
-
-/// Parses a JSON request body, with the line and column of a problem.
-pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    if body.is_empty() {
-        return Err(ApiError::malformed("the request needs a JSON body"));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!("{path}: ")
-        };
-        ApiError::malformed(format!(
-            "request body:{}:{}: {at}{inner}",
-            inner.line(),
-            inner.column()
-        ))
-    })
 }
 
 /// State handle of the handlers.

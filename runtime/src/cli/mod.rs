@@ -2,6 +2,7 @@
 //! (`--host`/`WEIR_HOST`, `--token`/`WEIR_TOKEN`), printing text or, with `--output json`, the
 //! API's objects.
 
+mod access;
 mod client;
 mod deploy;
 mod jobs;
@@ -66,6 +67,14 @@ pub enum Command {
     /// Wasm modules.
     #[command(subcommand)]
     Modules(modules::ModulesCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Tokens(access::TokensCommand),
+    /// Users, groups and service principals.
+    #[command(subcommand)]
+    Principals(access::PrincipalsCommand),
+    /// The audit log: every change through the API and every run state change.
+    Audit(access::AuditArgs),
 }
 
 /// A command's failure: the message, and whether it is the run's failure (exit 1) or an error
@@ -104,5 +113,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Jobs(c) => jobs::run(&ctx?, c).await,
         Command::Runs(c) => runs::run(&ctx?, c).await,
         Command::Modules(c) => modules::run(&ctx?, c).await,
+        Command::Tokens(c) => access::tokens(&ctx?, c).await,
+        Command::Principals(c) => access::principals(&ctx?, c).await,
+        Command::Audit(a) => access::audit(&ctx?, a).await,
     }
 }

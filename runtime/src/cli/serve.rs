@@ -35,6 +35,15 @@ pub struct ServeArgs {
     /// How often file-arrival triggers list s3:// URLs, in seconds [default: 5]
     #[arg(long, env = "WEIR_FILE_ARRIVAL_LIST_INTERVAL_SECONDS")]
     file_arrival_list_interval_seconds: Option<u64>,
+    /// Allow tasks to mount directories under DIR (repeatable) [default: the directory weir
+    /// serve starts in]; Weir's data directory is never mountable
+    #[arg(
+        long = "mount-root",
+        value_name = "DIR",
+        env = "WEIR_MOUNT_ROOTS",
+        value_delimiter = ':'
+    )]
+    mount_roots: Vec<PathBuf>,
     /// Config file [default: ./weir.toml when it exists]
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
@@ -72,6 +81,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
             ..Default::default()
         }),
         file_arrival_list_interval_seconds: args.file_arrival_list_interval_seconds,
+        mount_roots: Some(args.mount_roots),
         ..Default::default()
     };
     let config = ServeConfig::resolve(explicit, file)?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_triggers.sql"),
+    include_str!("migrations/0005_access.sql"),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.
