@@ -42,6 +42,9 @@ pub struct FileConfig {
     /// Directories under which tasks may mount host directories (default: the directory the
     /// node was started in). Weir's data directory is never mountable.
     pub mount_roots: Option<Vec<PathBuf>>,
+    /// Longest time an API request may take before it is answered 504 (long polls of
+    /// `/api/weir/runs/wait` have their own bound), in seconds.
+    pub request_timeout_seconds: Option<u64>,
 }
 
 impl FileConfig {
@@ -86,6 +89,8 @@ pub struct ServeConfig {
     pub file_arrival_input_limit_mb: u64,
     /// Allowed mount roots; empty: the directory the node was started in.
     pub mount_roots: Vec<PathBuf>,
+    /// Longest time an API request may take, in seconds.
+    pub request_timeout_seconds: u64,
 }
 
 /// Defaults of the settings that have one.
@@ -112,6 +117,8 @@ pub mod defaults {
     pub const FILE_ARRIVAL_LIST_INTERVAL_SECONDS: u64 = 5;
     /// MiB of new objects fetched into `/input` per run (1 GiB).
     pub const FILE_ARRIVAL_INPUT_LIMIT_MB: u64 = 1024;
+    /// Longest API request, in seconds.
+    pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
 }
 
 impl ServeConfig {
@@ -181,6 +188,11 @@ impl ServeConfig {
                 file.file_arrival_input_limit_mb,
                 defaults::FILE_ARRIVAL_INPUT_LIMIT_MB,
             ),
+            request_timeout_seconds: pick(
+                explicit.request_timeout_seconds,
+                file.request_timeout_seconds,
+                defaults::REQUEST_TIMEOUT_SECONDS,
+            ),
             mount_roots: explicit
                 .mount_roots
                 .filter(|r| !r.is_empty())
@@ -193,6 +205,9 @@ impl ServeConfig {
         };
         if config.max_instances == 0 {
             anyhow::bail!("max_instances must be at least 1");
+        }
+        if config.request_timeout_seconds == 0 {
+            anyhow::bail!("request_timeout_seconds must be at least 1");
         }
         if config.file_arrival_list_interval_seconds == 0 {
             anyhow::bail!("file_arrival_list_interval_seconds must be at least 1");

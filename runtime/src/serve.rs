@@ -207,6 +207,7 @@ impl Node {
             max_module_bytes: config.max_module_bytes,
             data_dir: dir.clone(),
             mount_policy: Arc::new(mount_policy),
+            request_timeout: Duration::from_secs(config.request_timeout_seconds),
         };
         let app = api::router(state);
         let listener = tokio::net::TcpListener::bind(config.listen)

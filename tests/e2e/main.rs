@@ -3,6 +3,7 @@
 
 mod access;
 mod bad_input;
+mod containment;
 mod control;
 mod databricks_sdk;
 mod examples;

@@ -37,6 +37,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Which host directories jobs may mount.
     pub mount_policy: Arc<crate::exec::MountPolicy>,
+    /// Longest time a request may take (`/api/weir/runs/wait` has its own bound).
+    pub request_timeout: std::time::Duration,
 }
 
 /// The API router.
@@ -133,6 +135,7 @@ pub fn router(state: AppState) -> Router {
             auth::require_token,
         ))
         .with_state(state.clone());
+    let timeout_state = state.clone();
     Router::new()
         .route("/healthz", get(healthz))
         // Databricks clients ask for the host's metadata first, without a token, and go on
@@ -145,6 +148,10 @@ pub fn router(state: AppState) -> Router {
         )
         .with_state(state)
         .merge(authed)
+        .layer(axum::middleware::from_fn_with_state(
+            timeout_state,
+            request_timeout,
+        ))
 }
 
 async fn healthz(
@@ -186,6 +193,47 @@ impl axum::extract::FromRequest<Arc<AppState>> for Body {
     }
 }
 
+/// Middleware: answers `504 DEADLINE_EXCEEDED` when a request takes longer than
+/// `request_timeout` (the long poll `/api/weir/runs/wait` is bounded by its own
+/// `timeout_seconds`, at most 300 s).
+async fn request_timeout(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limit = timeout_of(req.uri().path(), state.request_timeout);
+    within(limit, next.run(req)).await
+}
+
+/// The time limit of a request to `path`.
+fn timeout_of(path: &str, base: std::time::Duration) -> std::time::Duration {
+    if path == "/api/weir/runs/wait" {
+        base.max(std::time::Duration::from_secs(310))
+    } else {
+        base
+    }
+}
+
+/// The answer of `handler`, or a 504 after `limit`.
+async fn within(
+    limit: std::time::Duration,
+    handler: impl std::future::Future<Output = axum::response::Response>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::time::timeout(limit, handler).await {
+        Ok(response) => response,
+        Err(_) => ApiError {
+            status: axum::http::StatusCode::GATEWAY_TIMEOUT,
+            code: "DEADLINE_EXCEEDED",
+            message: format!(
+                "the request took longer than {} s (request_timeout_seconds)",
+                limit.as_secs()
+            ),
+        }
+        .into_response(),
+    }
+}
+
 /// Why a request body was refused for its size.
 pub(crate) fn too_large_message(state: &AppState, module: bool) -> String {
     if module {
@@ -219,3 +267,28 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
 
 /// State handle of the handlers.
 pub(crate) type Shared = axum::extract::State<Arc<AppState>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse as _;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn slow_requests_get_a_504_and_long_polls_their_own_bound() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "late".into_response()
+        };
+        let answer = within(Duration::from_millis(50), slow).await;
+        assert_eq!(answer.status(), axum::http::StatusCode::GATEWAY_TIMEOUT);
+        let fast = within(Duration::from_secs(60), async { "ok".into_response() }).await;
+        assert_eq!(fast.status(), axum::http::StatusCode::OK);
+        let base = Duration::from_secs(60);
+        assert_eq!(timeout_of("/api/2.2/jobs/list", base), base);
+        assert_eq!(
+            timeout_of("/api/weir/runs/wait", base),
+            Duration::from_secs(310)
+        );
+    }
+}
