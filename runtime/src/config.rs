@@ -39,6 +39,12 @@ pub struct FileConfig {
     /// Most MiB of new objects fetched into `/input` for one run of an `s3://` file-arrival
     /// trigger.
     pub file_arrival_input_limit_mb: Option<u64>,
+    /// Directories under which tasks may mount host directories (default: the directory the
+    /// node was started in). Weir's data directory is never mountable.
+    pub mount_roots: Option<Vec<PathBuf>>,
+    /// Longest time an API request may take before it is answered 504 (long polls of
+    /// `/api/weir/runs/wait` have their own bound), in seconds.
+    pub request_timeout_seconds: Option<u64>,
     /// SMTP server of e-mail alerts: `smtp://[user:pass@]host:port[?tls=required]`, `smtps://...`.
     pub smtp_url: Option<String>,
     /// The `From:` address of alert e-mails.
@@ -106,6 +112,10 @@ pub struct ServeConfig {
     pub metrics_public: bool,
     /// Log format.
     pub log_format: LogFormat,
+    /// Allowed mount roots; empty: the directory the node was started in.
+    pub mount_roots: Vec<PathBuf>,
+    /// Longest time an API request may take, in seconds.
+    pub request_timeout_seconds: u64,
 }
 
 /// Defaults of the settings that have one.
@@ -132,6 +142,8 @@ pub mod defaults {
     pub const FILE_ARRIVAL_LIST_INTERVAL_SECONDS: u64 = 5;
     /// MiB of new objects fetched into `/input` per run (1 GiB).
     pub const FILE_ARRIVAL_INPUT_LIMIT_MB: u64 = 1024;
+    /// Longest API request, in seconds.
+    pub const REQUEST_TIMEOUT_SECONDS: u64 = 60;
 }
 
 impl ServeConfig {
@@ -222,6 +234,16 @@ impl ServeConfig {
                 file.file_arrival_input_limit_mb,
                 defaults::FILE_ARRIVAL_INPUT_LIMIT_MB,
             ),
+            request_timeout_seconds: pick(
+                explicit.request_timeout_seconds,
+                file.request_timeout_seconds,
+                defaults::REQUEST_TIMEOUT_SECONDS,
+            ),
+            mount_roots: explicit
+                .mount_roots
+                .filter(|r| !r.is_empty())
+                .or(file.mount_roots)
+                .unwrap_or_default(),
             data_dir,
             listen,
             state,
@@ -229,6 +251,9 @@ impl ServeConfig {
         };
         if config.max_instances == 0 {
             anyhow::bail!("max_instances must be at least 1");
+        }
+        if config.request_timeout_seconds == 0 {
+            anyhow::bail!("request_timeout_seconds must be at least 1");
         }
         if config.file_arrival_list_interval_seconds == 0 {
             anyhow::bail!("file_arrival_list_interval_seconds must be at least 1");

@@ -2,7 +2,7 @@
 //! engine, triggers and HTTP API.
 
 use crate::alerts::{Alerts, AlertsConfig};
-use crate::api::{self, AppState, Tokens};
+use crate::api::{self, AdminToken, AppState};
 use crate::config::ServeConfig;
 use crate::engine::{Engine, EngineConfig};
 use crate::exec::{Executor, ExecutorConfig};
@@ -54,6 +54,24 @@ fn read_or_create(dir: &Path, name: &str, make: impl FnOnce() -> String) -> anyh
     f.write_all(format!("{value}\n").as_bytes())?;
     f.sync_all()?;
     Ok(value)
+}
+
+/// Refuses a secret file that others than its owner may read or write.
+fn refuse_open_mode(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{} is accessible to other users (mode {mode:04o}); it holds a secret: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -109,6 +127,7 @@ impl Node {
             .with_context(|| format!("cannot create data dir {}", dir.display()))?;
         let lock = lock_data_dir(dir)?;
         let admin_token = read_or_create(dir, "admin-token", || random_hex(32))?;
+        refuse_open_mode(&dir.join("admin-token"))?;
         let node_id = read_or_create(dir, "node-id", || format!("node-{}", random_hex(6)))?;
 
         let store = crate::store::open(&config.state)
@@ -134,6 +153,13 @@ impl Node {
             },
             blobs.clone(),
         )?;
+        let roots = if config.mount_roots.is_empty() {
+            vec![std::env::current_dir().context("cannot read the current directory")?]
+        } else {
+            config.mount_roots.clone()
+        };
+        let mount_policy = crate::exec::MountPolicy::new(&roots, dir)?;
+        executor.set_mount_policy(mount_policy.clone());
         let registry = Arc::new(Registry::new(
             store.clone(),
             blobs,
@@ -164,6 +190,19 @@ impl Node {
             crate::trigger::builtin(&config),
         );
 
+        match api::bootstrap(engine.store(), &admin_token, engine.now()).await? {
+            AdminToken::Registered => {
+                tracing::info!(
+                    "registered {} as the admin token of the state store",
+                    dir.join("admin-token").display()
+                );
+            }
+            AdminToken::Valid => {}
+            AdminToken::Stale => tracing::warn!(
+                "the admin token in {} is not valid for this state store (rotated, revoked, or written for another store); use a token of the store's admins",
+                dir.join("admin-token").display()
+            ),
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -177,16 +216,22 @@ impl Node {
             engine: engine.clone(),
             max_request_bytes: config.max_request_bytes,
             max_module_bytes: config.max_module_bytes,
+            data_dir: dir.clone(),
+            mount_policy: Arc::new(mount_policy),
+            request_timeout: Duration::from_secs(config.request_timeout_seconds),
             metrics_public: config.metrics_public,
         };
-        let app = api::router(state, Tokens::new(&admin_token));
+        let app = api::router(state);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
         });
         tokio::spawn(release_idle_memory(engine.clone()));
         Ok(Node {

@@ -4,11 +4,16 @@ use crate::support::*;
 
 #[test]
 fn the_example_pipeline_and_failure_handling_run() {
-    let w = Weir::start();
     // The examples reference their modules and lake relative to the repository; deploy a copy
-    // of the lake so the test does not write into the source tree.
+    // of the lake so the test does not write into the source tree. Tasks mount it: the node
+    // allows mounts under its directory (never under its data directory).
+    let outside = tempfile::tempdir().unwrap();
+    let w = Weir::start_with_config(&format!(
+        "mount_roots = [{:?}]\n",
+        outside.path().display().to_string()
+    ));
     let root = repo_root();
-    let lake = w.dir.path().join("lake");
+    let lake = outside.path().join("lake");
     std::fs::create_dir_all(lake.join("landing")).unwrap();
     for f in std::fs::read_dir(root.join("examples/lake/landing")).unwrap() {
         let f = f.unwrap().path();

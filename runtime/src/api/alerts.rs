@@ -1,11 +1,14 @@
 //! `GET /api/weir/alerts`: the alerts Weir recorded, their destinations and delivery state.
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::permissions;
 use super::{ApiQuery, Shared};
-use crate::store::{AlertFilter, AlertRecord, AlertStatus, JobId, RunId};
-use axum::Json;
+use crate::store::{AlertFilter, AlertRecord, AlertStatus, JobId, PermissionLevel, RunId};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// `?...` of `alerts`.
 #[derive(Deserialize)]
@@ -50,8 +53,13 @@ pub fn render(a: &AlertRecord) -> Value {
     v
 }
 
-/// `GET /api/weir/alerts?job_id=|job_name=&run_id=&status=&limit=`, newest first.
-pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
+/// `GET /api/weir/alerts?job_id=|job_name=&run_id=&status=&limit=`, newest first: the alerts of
+/// the jobs the caller may view (`CAN_VIEW` on a job it names).
+pub async fn list(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
     let store = state.engine.store();
     let job_id = match (q.job_id, &q.job_name) {
         (Some(_), Some(_)) => {
@@ -67,6 +75,9 @@ pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<
         ),
         (None, None) => None,
     };
+    if let Some(job_id) = job_id {
+        permissions::require_job(&state, &caller, job_id, PermissionLevel::CanView).await?;
+    }
     let status = match &q.status {
         None => None,
         Some(s) => Some(AlertStatus::parse(s).ok_or_else(|| {
@@ -83,7 +94,31 @@ pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<
             limit: q.limit.unwrap_or(0),
         })
         .await?;
-    Ok(Json(
-        json!({"alerts": alerts.iter().map(render).collect::<Vec<_>>()}),
-    ))
+    // Like the job and run lists: a caller sees the alerts of the jobs it may view (one-time
+    // runs' alerts, which have no job, only admins).
+    let mut visible: BTreeMap<Option<JobId>, bool> = BTreeMap::new();
+    let mut shown = Vec::with_capacity(alerts.len());
+    for alert in &alerts {
+        if !caller.is_admin() {
+            let may_view = match visible.get(&alert.job_id) {
+                Some(v) => *v,
+                None => {
+                    let v = match alert.job_id {
+                        Some(id) => {
+                            let acl = store.get_job_acl(id).await?;
+                            permissions::level_in(&acl, &caller).is_some()
+                        }
+                        None => false,
+                    };
+                    visible.insert(alert.job_id, v);
+                    v
+                }
+            };
+            if !may_view {
+                continue;
+            }
+        }
+        shown.push(render(alert));
+    }
+    Ok(Json(json!({ "alerts": shown })))
 }

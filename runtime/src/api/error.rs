@@ -69,6 +69,14 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// 403 PERMISSION_DENIED.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "PERMISSION_DENIED",
+            message: message.into(),
+        }
+    }
     /// 413 REQUEST_LIMIT_EXCEEDED.
     pub fn too_large(message: impl Into<String>) -> ApiError {
         ApiError {

@@ -1,11 +1,15 @@
 //! `/api/2.2/jobs/*` for jobs: create, get, list, update, reset, delete, run-now; and Weir's
 //! pause/resume.
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::{ApiQuery, Body, Shared, parse_body, render};
-use crate::engine::RunRequest;
+use super::permissions::{self, AclRequest};
+use super::proto;
+use super::{ApiQuery, Body, Shared, render};
+use crate::engine::{RunOptions, RunRequest};
 use crate::spec::{self, JobSettings, ModuleRef, PathPolicy, PauseStatus, TaskKind};
-use crate::store::{JobId, JobRecord, Page};
+use crate::store::{AclEntry, JobId, JobRecord, Page, PermissionLevel};
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use serde::Deserialize;
@@ -29,6 +33,20 @@ pub(crate) async fn check_references(
         for (path, t) in kinds {
             match t.kind() {
                 Some(TaskKind::Wasm(w)) => {
+                    for (m, mount) in w.mounts.iter().enumerate() {
+                        let host = mount
+                            .source
+                            .strip_prefix("file://")
+                            .unwrap_or(&mount.source);
+                        state
+                            .mount_policy
+                            .check(std::path::Path::new(host))
+                            .map_err(|e| {
+                                ApiError::invalid(format!(
+                                    "{path}.wasm_task.mounts[{m}].source: {e}"
+                                ))
+                            })?;
+                    }
                     let reference = ModuleRef::parse(&w.module)
                         .map_err(|e| ApiError::invalid(format!("{path}.wasm_task.module: {e}")))?;
                     state
@@ -104,35 +122,110 @@ async fn name_conflict(
     Ok(())
 }
 
-/// `POST jobs/create`.
-pub async fn create(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    let settings = spec::settings_from_json("request body", body_text(&body)?, "")?;
+/// Takes `access_control_list` and `run_as` out of a create request: the job's initial
+/// permissions (the caller owns it unless the list names another owner), and a `run_as` that
+/// must name that owner (runs run as the job's owner).
+async fn take_access(
+    state: &super::AppState,
+    caller: &Caller,
+    text: &str,
+) -> ApiResult<(Option<String>, Vec<AclEntry>)> {
+    let Ok(Value::Object(mut doc)) = serde_json::from_str::<Value>(text) else {
+        // The spec parser reports what is wrong with the body.
+        return Ok((None, permissions::initial_acl(state, caller, vec![]).await?));
+    };
+    let acl = doc.remove("access_control_list");
+    let run_as = doc.remove("run_as");
+    if acl.is_none() && run_as.is_none() {
+        return Ok((None, permissions::initial_acl(state, caller, vec![]).await?));
+    }
+    let requested: Vec<AclRequest> = match acl {
+        None | Some(Value::Null) => vec![],
+        Some(v) => serde_path_to_error::deserialize(v).map_err(|e| {
+            ApiError::invalid(format!(
+                "access_control_list{}: {}",
+                match e.path().to_string() {
+                    p if p == "." => String::new(),
+                    p => format!(".{p}"),
+                },
+                e.into_inner()
+            ))
+        })?,
+    };
+    let acl = permissions::initial_acl(state, caller, requested).await?;
+    let owner = permissions::owner(&acl).unwrap_or_default().to_string();
+    if let Some(run_as) = run_as.filter(|v| !v.is_null()) {
+        let named = ["user_name", "service_principal_name"]
+            .iter()
+            .find_map(|k| run_as.get(*k).and_then(Value::as_str));
+        if named != Some(owner.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "run_as: runs run as the job's owner `{owner}`; name the owner in run_as, or make the principal the owner with IS_OWNER in access_control_list"
+            )));
+        }
+    }
+    let text = serde_json::to_string_pretty(&Value::Object(doc))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((Some(text), acl))
+}
+
+/// `POST jobs/create`: the caller owns the new job.
+pub async fn create(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let original = body_text(&body)?;
+    let (rewritten, acl) = take_access(&state, &caller, original).await?;
+    let original = rewritten.as_deref().unwrap_or(original);
+    let text = proto::settings_text(original, "")?;
+    let settings = spec::settings_from_json("request body", &text, "")?;
     check_references(&state, &settings, "").await?;
     name_conflict(&state, &settings, None).await?;
-    let job_id = state
-        .engine
-        .store()
-        .create_job(&settings, state.engine.now())
-        .await?;
+    let store = state.engine.store();
+    let job_id = store.create_job(&settings, state.engine.now()).await?;
+    store.put_job_acl(job_id, &acl).await?;
     tracing::info!(job.id = job_id, job.name = %settings.name, "weir.api.jobs.create");
     Ok(Json(json!({"job_id": job_id})))
+}
+
+/// Sets the identities of a rendered job: its owner created it and its runs run as it.
+async fn with_owner(state: &super::AppState, job_id: JobId, mut out: Value) -> ApiResult<Value> {
+    let acl = state.engine.store().get_job_acl(job_id).await?;
+    if let Some(owner) = permissions::owner(&acl) {
+        out["creator_user_name"] = json!(owner);
+        out["run_as_user_name"] = json!(owner);
+    }
+    Ok(out)
 }
 
 /// `?job_id=` of `jobs/get`.
 #[derive(Deserialize)]
 pub struct JobIdQuery {
     job_id: JobId,
+    /// Pages of a job's arrays: Weir returns every task on the first page.
+    #[serde(default)]
+    page_token: Option<String>,
 }
 
 /// `GET jobs/get`.
-pub async fn get(state: Shared, ApiQuery(q): ApiQuery<JobIdQuery>) -> ApiResult<Json<Value>> {
-    let job = load_job(&state, q.job_id).await?;
+pub async fn get(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<JobIdQuery>,
+) -> ApiResult<Json<Value>> {
+    let job = permissions::require_job(&state, &caller, q.job_id, PermissionLevel::CanView).await?;
+    if let Some(t) = q.page_token.as_deref().filter(|t| !t.is_empty()) {
+        return Err(ApiError::invalid(format!(
+            "page_token {t:?} is not a token this API issued (jobs/get returns every task at once)"
+        )));
+    }
     let trigger = state.engine.store().get_trigger_state(job.job_id).await?;
     let mut out = render::job(&job, true);
     if let Some(t) = render::trigger_state(&job, trigger.as_ref()) {
         out["trigger_state"] = t;
     }
-    Ok(Json(out))
+    Ok(Json(with_owner(&state, job.job_id, out).await?))
 }
 
 /// `?...` of `jobs/list`.
@@ -160,8 +253,57 @@ pub(crate) fn page_start(offset: Option<u64>, token: Option<&str>) -> ApiResult<
     }
 }
 
-/// `GET jobs/list`.
-pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
+/// The page of jobs `caller` may view: admins page in the store; others through the jobs
+/// they have a permission on.
+async fn visible_jobs(
+    state: &super::AppState,
+    caller: &Caller,
+    page: Page,
+    name: Option<&str>,
+) -> ApiResult<(Vec<JobRecord>, bool)> {
+    let store = state.engine.store();
+    if caller.is_admin() {
+        return Ok(store.list_jobs(page, name).await?);
+    }
+    let visible: std::collections::HashSet<JobId> = store
+        .jobs_visible_to(&caller.identities())
+        .await?
+        .into_iter()
+        .collect();
+    let want = (page.offset + page.limit + 1) as usize;
+    let mut found = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (jobs, more) = store
+            .list_jobs(
+                Page {
+                    offset,
+                    limit: 1000,
+                },
+                name,
+            )
+            .await?;
+        offset += jobs.len() as u64;
+        found.extend(jobs.into_iter().filter(|j| visible.contains(&j.job_id)));
+        if !more || found.len() >= want {
+            break;
+        }
+    }
+    let has_more = found.len() > (page.offset + page.limit) as usize;
+    let jobs = found
+        .into_iter()
+        .skip(page.offset as usize)
+        .take(page.limit as usize)
+        .collect();
+    Ok((jobs, has_more))
+}
+
+/// `GET jobs/list`: the jobs the caller may view.
+pub async fn list(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -169,11 +311,8 @@ pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<
         )));
     }
     let offset = page_start(q.offset, q.page_token.as_deref())?;
-    let (jobs, has_more) = state
-        .engine
-        .store()
-        .list_jobs(Page { offset, limit }, q.name.as_deref())
-        .await?;
+    let (jobs, has_more) =
+        visible_jobs(&state, &caller, Page { offset, limit }, q.name.as_deref()).await?;
     let expand = q.expand_tasks.unwrap_or(false);
     let triggers: std::collections::HashMap<JobId, _> = state
         .engine
@@ -183,16 +322,14 @@ pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<
         .into_iter()
         .map(|t| (t.job_id, t))
         .collect();
-    let rendered: Vec<Value> = jobs
-        .iter()
-        .map(|j| {
-            let mut out = render::job(j, expand);
-            if let Some(t) = render::trigger_state(j, triggers.get(&j.job_id)) {
-                out["trigger_state"] = t;
-            }
-            out
-        })
-        .collect();
+    let mut rendered: Vec<Value> = Vec::with_capacity(jobs.len());
+    for j in &jobs {
+        let mut out = render::job(j, expand);
+        if let Some(t) = render::trigger_state(j, triggers.get(&j.job_id)) {
+            out["trigger_state"] = t;
+        }
+        rendered.push(with_owner(&state, j.job_id, out).await?);
+    }
     let mut out = json!({
         "jobs": rendered,
         "has_more": has_more,
@@ -200,23 +337,31 @@ pub async fn list(state: Shared, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<
     if has_more {
         out["next_page_token"] = json!((offset + limit).to_string());
     }
+    if offset > 0 {
+        out["prev_page_token"] = json!(offset.saturating_sub(limit).to_string());
+    }
     Ok(Json(out))
 }
 
 /// Body of `jobs/reset`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ResetBody {
+    #[serde(deserialize_with = "proto::int64")]
     job_id: JobId,
     #[allow(dead_code)]
     new_settings: Value,
 }
 
-/// `POST jobs/reset`: replaces all settings.
-pub async fn reset(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    let ResetBody { job_id, .. } = parse_body(&body)?;
-    let settings = spec::settings_from_json("request body", body_text(&body)?, "new_settings")?;
-    load_job(&state, job_id).await?;
+/// `POST jobs/reset`: replaces all settings (needs `CAN_MANAGE`).
+pub async fn reset(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let ResetBody { job_id, .. } = proto::parse(&body, &["job_id", "new_settings"])?;
+    let text = proto::settings_text(body_text(&body)?, "new_settings")?;
+    let settings = spec::settings_from_json("request body", &text, "new_settings")?;
+    permissions::require_job(&state, &caller, job_id, PermissionLevel::CanManage).await?;
     check_references(&state, &settings, "new_settings.").await?;
     name_conflict(&state, &settings, Some(job_id)).await?;
     state.engine.store().update_job(job_id, &settings).await?;
@@ -225,12 +370,12 @@ pub async fn reset(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
 
 /// Body of `jobs/update`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct UpdateBody {
+    #[serde(deserialize_with = "proto::int64")]
     job_id: JobId,
     #[serde(default)]
     new_settings: Option<serde_json::Map<String, Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "proto::list")]
     fields_to_remove: Vec<String>,
 }
 
@@ -288,15 +433,18 @@ fn merge_update(
     Ok(merged)
 }
 
-/// `POST jobs/update`: changes some settings.
-pub async fn update(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    let u: UpdateBody = parse_body(&body)?;
-    let job = load_job(&state, u.job_id).await?;
-    let merged = merge_update(
-        &job.settings,
-        u.new_settings.unwrap_or_default(),
-        &u.fields_to_remove,
-    )?;
+/// `POST jobs/update`: changes some settings (needs `CAN_MANAGE`).
+pub async fn update(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let u: UpdateBody = proto::parse(&body, &["job_id", "new_settings", "fields_to_remove"])?;
+    let mut new_settings = u.new_settings.unwrap_or_default();
+    proto::strip_settings(&mut new_settings, "new_settings.")?;
+    let job =
+        permissions::require_job(&state, &caller, u.job_id, PermissionLevel::CanManage).await?;
+    let merged = merge_update(&job.settings, new_settings, &u.fields_to_remove)?;
     let text =
         serde_json::to_string_pretty(&merged).map_err(|e| ApiError::internal(e.to_string()))?;
     let source = format!("job {} settings after the update", u.job_id);
@@ -309,15 +457,27 @@ pub async fn update(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
 
 /// Body with a job id.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JobIdBody {
+    #[serde(deserialize_with = "proto::int64")]
     job_id: JobId,
 }
 
-/// `POST jobs/delete`: cancels the job's active runs and deletes it (its run history stays).
-pub async fn delete(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    let JobIdBody { job_id } = parse_body(&body)?;
-    load_job(&state, job_id).await?;
+impl JobIdBody {
+    fn parse(body: &Bytes) -> ApiResult<JobId> {
+        let b: JobIdBody = proto::parse(body, &["job_id"])?;
+        Ok(b.job_id)
+    }
+}
+
+/// `POST jobs/delete`: cancels the job's active runs and deletes it (its run history stays;
+/// needs `CAN_MANAGE`).
+pub async fn delete(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let job_id = JobIdBody::parse(&body)?;
+    permissions::require_job(&state, &caller, job_id, PermissionLevel::CanManage).await?;
     state.engine.cancel_all(job_id).await?;
     state.engine.store().delete_job(job_id).await?;
     Ok(Json(json!({})))
@@ -325,20 +485,40 @@ pub async fn delete(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
 
 /// Body of `jobs/run-now`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RunNowBody {
+    #[serde(deserialize_with = "proto::int64")]
     job_id: JobId,
     #[serde(default, deserialize_with = "string_map")]
     job_parameters: BTreeMap<String, String>,
     #[serde(default)]
     idempotency_token: Option<String>,
+    #[serde(default, deserialize_with = "proto::list")]
+    only: Vec<String>,
+    #[serde(default)]
+    queue: Option<QueueBody>,
 }
 
-/// A map of parameter values; numbers and booleans are accepted as their text.
+/// `queue` of `run-now`: overrides the job's queueing for this run.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueBody {
+    enabled: bool,
+}
+
+const RUN_NOW_FIELDS: &[&str] = &[
+    "job_id",
+    "job_parameters",
+    "idempotency_token",
+    "only",
+    "queue",
+];
+
+/// A map of parameter values; numbers and booleans are accepted as their text, `null` as no
+/// map.
 pub(crate) fn string_map<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
-    let raw: BTreeMap<String, Value> = BTreeMap::deserialize(d)?;
+    let raw: BTreeMap<String, Value> = Option::deserialize(d)?.unwrap_or_default();
     raw.into_iter()
         .map(|(k, v)| match v {
             Value::String(s) => Ok((k, s)),
@@ -351,9 +531,18 @@ pub(crate) fn string_map<'de, D: serde::Deserializer<'de>>(
         .collect()
 }
 
-/// `POST jobs/run-now`.
-pub async fn run_now(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    let b: RunNowBody = parse_body(&body)?;
+/// `POST jobs/run-now` (needs `CAN_MANAGE_RUN`; the run runs as the job's owner).
+pub async fn run_now(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let b: RunNowBody = proto::parse(&body, RUN_NOW_FIELDS)?;
+    permissions::require_job(&state, &caller, b.job_id, PermissionLevel::CanManageRun).await?;
+    let acl = state.engine.store().get_job_acl(b.job_id).await?;
+    let run_as = permissions::owner(&acl)
+        .unwrap_or(caller.name.as_str())
+        .to_string();
     if let Some(t) = &b.idempotency_token
         && (t.is_empty() || t.len() > 64)
     {
@@ -363,22 +552,38 @@ pub async fn run_now(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> 
     }
     let created = state
         .engine
-        .run_now(
+        .run_now_with(
             b.job_id,
             RunRequest {
                 job_parameters: b.job_parameters,
                 idempotency_token: b.idempotency_token,
             },
+            RunOptions {
+                only: b.only,
+                queue_enabled: b.queue.map(|q| q.enabled),
+            },
         )
         .await?;
+    if created.created {
+        state
+            .engine
+            .store()
+            .put_run_identity(created.run_id, &run_as, &caller.name)
+            .await?;
+    }
     Ok(Json(
         json!({"run_id": created.run_id, "number_in_job": created.run_id}),
     ))
 }
 
-async fn set_pause(state: Shared, body: Bytes, status: PauseStatus) -> ApiResult<Json<Value>> {
-    let JobIdBody { job_id } = parse_body(&body)?;
-    let job = load_job(&state, job_id).await?;
+async fn set_pause(
+    state: Shared,
+    caller: Caller,
+    body: Bytes,
+    status: PauseStatus,
+) -> ApiResult<Json<Value>> {
+    let job_id = JobIdBody::parse(&body)?;
+    let job = permissions::require_job(&state, &caller, job_id, PermissionLevel::CanManage).await?;
     let mut settings = job.settings;
     let mut found = false;
     if let Some(s) = settings.schedule.as_mut() {
@@ -403,14 +608,22 @@ async fn set_pause(state: Shared, body: Bytes, status: PauseStatus) -> ApiResult
     Ok(Json(render::job(&load_job(&state, job_id).await?, true)))
 }
 
-/// `POST /api/weir/jobs/pause`.
-pub async fn pause(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    set_pause(state, body, PauseStatus::Paused).await
+/// `POST /api/weir/jobs/pause` (needs `CAN_MANAGE`).
+pub async fn pause(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    set_pause(state, caller, body, PauseStatus::Paused).await
 }
 
-/// `POST /api/weir/jobs/resume`.
-pub async fn resume(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    set_pause(state, body, PauseStatus::Unpaused).await
+/// `POST /api/weir/jobs/resume` (needs `CAN_MANAGE`).
+pub async fn resume(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    set_pause(state, caller, body, PauseStatus::Unpaused).await
 }
 
 #[cfg(test)]

@@ -92,22 +92,45 @@ fn status(life: LifeCycleState, result: Option<ResultState>, message: &str) -> V
         }
     };
     let mut s = json!({"state": st});
+    if life == LifeCycleState::Queued {
+        s["queue_details"] = json!({
+            "code": "ACTIVE_RUNS_LIMIT_REACHED",
+            "message": if message.is_empty() { "waiting for the job's active runs to finish (max_concurrent_runs)" } else { message },
+        });
+    }
     if life.is_final() {
-        let kind = match result {
-            Some(r) if r.is_success() => "SUCCESS",
-            Some(ResultState::Canceled | ResultState::MaximumConcurrentRunsReached) => {
-                "CLIENT_ERROR"
-            }
-            _ if life == LifeCycleState::InternalError => "INTERNAL_ERROR",
-            _ => "CLIENT_ERROR",
-        };
+        let (code, kind) = termination(life, result);
         s["termination_details"] = json!({
-            "code": result.map_or("INTERNAL_ERROR", |r| r.as_str()),
+            "code": code,
             "type": kind,
             "message": message,
         });
     }
     s
+}
+
+/// The 2.2 `termination_details` `code` and `type` of a final state.
+fn termination(life: LifeCycleState, result: Option<ResultState>) -> (&'static str, &'static str) {
+    if life == LifeCycleState::InternalError {
+        return ("INTERNAL_ERROR", "INTERNAL_ERROR");
+    }
+    match result {
+        Some(ResultState::Success) => ("SUCCESS", "SUCCESS"),
+        Some(ResultState::SuccessWithFailures) => ("SUCCESS_WITH_FAILURES", "SUCCESS"),
+        Some(ResultState::Failed) => ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+        // Databricks reports a run stopped for exceeding its duration as CANCELED.
+        Some(ResultState::Timedout) => ("CANCELED", "CLIENT_ERROR"),
+        Some(ResultState::Canceled) => ("USER_CANCELED", "SUCCESS"),
+        Some(ResultState::MaximumConcurrentRunsReached) => {
+            ("MAX_CONCURRENT_RUNS_EXCEEDED", "CLIENT_ERROR")
+        }
+        Some(ResultState::Excluded) => ("SKIPPED", "SUCCESS"),
+        Some(ResultState::UpstreamFailed | ResultState::UpstreamCanceled) => {
+            ("SKIPPED", "CLIENT_ERROR")
+        }
+        None if life == LifeCycleState::Skipped => ("SKIPPED", "SUCCESS"),
+        None => ("INTERNAL_ERROR", "INTERNAL_ERROR"),
+    }
 }
 
 fn durations(created: Option<i64>, start: Option<i64>, end: Option<i64>) -> Map<String, Value> {
@@ -277,11 +300,7 @@ fn iterations_of(snap: &RunSnapshot, parent: i64) -> Vec<&TaskRunRecord> {
 }
 
 fn run_type(run: &RunRecord) -> &'static str {
-    match (run.job_id, run.parent) {
-        (None, _) => "SUBMIT_RUN",
-        (_, Some(_)) => "WORKFLOW_RUN",
-        _ => "JOB_RUN",
-    }
+    crate::store::RunKind::of(run).as_str()
 }
 
 fn repair_history(run: &RunRecord, snap: Option<&RunSnapshot>) -> Value {
@@ -403,4 +422,11 @@ pub fn task_run_alone(snap: &RunSnapshot, row: &TaskRunRecord, view: RunView) ->
     };
     let iterations = iterations_of(snap, row.task_run_id);
     task_run(row, task, view, &iterations)
+}
+
+/// A time in milliseconds as ISO 8601 UTC, for messages.
+pub fn iso_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }

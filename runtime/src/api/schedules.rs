@@ -1,10 +1,13 @@
 //! Weir's schedule additions: `POST /api/weir/jobs/backfill`.
 
+use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::{Body, Shared, parse_body};
+use super::permissions;
+use super::{Body, Shared, proto};
+use crate::store::PermissionLevel;
 use crate::store::{JobId, Millis};
 use crate::trigger::schedule::backfill::{self, BackfillError, MAX_BACKFILL_RUNS};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -28,8 +31,8 @@ impl Bound {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct BackfillBody {
+    #[serde(deserialize_with = "proto::int64")]
     job_id: JobId,
     from: Bound,
     to: Bound,
@@ -38,9 +41,15 @@ struct BackfillBody {
 /// `POST /api/weir/jobs/backfill` `{"job_id", "from", "to"}` (milliseconds or ISO-8601, both
 /// included): one run per fire time of the job's schedule in the range, at most
 /// [`MAX_BACKFILL_RUNS`]; answers `{"job_id", "runs": [{"run_id", "fire_time", "created"}],
-/// "created": n}` (`created: false`: the run of that fire time already existed).
-pub async fn backfill(state: Shared, Body(body): Body) -> ApiResult<Json<Value>> {
-    let b: BackfillBody = parse_body(&body)?;
+/// "created": n}` (`created: false`: the run of that fire time already existed). Needs
+/// `CAN_MANAGE_RUN` on the job.
+pub async fn backfill(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let b: BackfillBody = proto::parse(&body, &["job_id", "from", "to"])?;
+    permissions::require_job(&state, &caller, b.job_id, PermissionLevel::CanManageRun).await?;
     let (from, to) = (b.from.millis("from")?, b.to.millis("to")?);
     let runs = backfill::backfill(&state.engine, b.job_id, from, to)
         .await

@@ -2,6 +2,7 @@
 //! (`--host`/`WEIR_HOST`, `--token`/`WEIR_TOKEN`), printing text or, with `--output json`, the
 //! API's objects.
 
+mod access;
 mod alerts;
 mod client;
 mod deploy;
@@ -85,6 +86,14 @@ pub enum Command {
     /// Alerts (e-mail and webhook notifications) and their delivery.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Tokens(access::TokensCommand),
+    /// Users, groups and service principals.
+    #[command(subcommand)]
+    Principals(access::PrincipalsCommand),
+    /// The audit log: every change through the API and every run state change.
+    Audit(access::AuditArgs),
 }
 
 /// A command's failure: the message, and whether it is the run's failure (exit 1) or an error
@@ -124,5 +133,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Runs(c) => runs::run(&ctx?, c).await,
         Command::Modules(c) => modules::run(&ctx?, c).await,
         Command::Alerts(c) => alerts::run(&ctx?, c).await,
+        Command::Tokens(c) => access::tokens(&ctx?, c).await,
+        Command::Principals(c) => access::principals(&ctx?, c).await,
+        Command::Audit(a) => access::audit(&ctx?, a).await,
     }
 }

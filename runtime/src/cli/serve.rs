@@ -48,6 +48,15 @@ pub struct ServeArgs {
     /// Log format on stderr [default: text]
     #[arg(long, env = "WEIR_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Allow tasks to mount directories under DIR (repeatable) [default: the directory weir
+    /// serve starts in]; Weir's data directory is never mountable
+    #[arg(
+        long = "mount-root",
+        value_name = "DIR",
+        env = "WEIR_MOUNT_ROOTS",
+        value_delimiter = ':'
+    )]
+    mount_roots: Vec<PathBuf>,
     /// Config file [default: ./weir.toml when it exists]
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
@@ -95,6 +104,7 @@ pub async fn run(args: ServeArgs) -> CliResult {
         smtp_from: args.smtp_from,
         metrics_public: args.metrics_public.then_some(true),
         log_format: args.log_format,
+        mount_roots: Some(args.mount_roots),
         ..Default::default()
     };
     let config = ServeConfig::resolve(explicit, file)?;

@@ -18,7 +18,7 @@ mod submit;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use submit::{RepairRequest, RunRequest};
+pub use submit::{RepairRequest, RunOptions, RunRequest};
 
 use crate::clock::Clock;
 use crate::exec::Executor;

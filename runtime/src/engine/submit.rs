@@ -21,6 +21,46 @@ pub struct RunRequest {
     pub idempotency_token: Option<String>,
 }
 
+/// Options of a manual run beyond [`RunRequest`] (`run-now`'s `only` and `queue`).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run only these tasks (empty: all); dependencies on the others are dropped.
+    pub only: Vec<String>,
+    /// Overrides the job's `queue.enabled` for this run.
+    pub queue_enabled: Option<bool>,
+}
+
+/// The settings of a run of only some tasks: the others are left out, and so are the
+/// dependencies on them. Refused when a task is unknown or when the tasks kept still refer to
+/// one that was left out.
+fn only_tasks(settings: &JobSettings, only: &[String]) -> Result<JobSettings, EngineError> {
+    if only.is_empty() {
+        return Ok(settings.clone());
+    }
+    for key in only {
+        if settings.task(key).is_none() {
+            let known: Vec<&str> = settings.tasks.iter().map(|t| t.task_key.as_str()).collect();
+            return Err(EngineError::InvalidParameter(format!(
+                "only: job `{}` has no task `{key}`; its tasks are: {}",
+                settings.name,
+                known.join(", ")
+            )));
+        }
+    }
+    let mut out = settings.clone();
+    out.tasks.retain(|t| only.contains(&t.task_key));
+    for task in &mut out.tasks {
+        task.depends_on.retain(|d| only.contains(&d.task_key));
+    }
+    crate::spec::validate_settings(&out, crate::spec::PathPolicy::Server).map_err(|e| {
+        EngineError::InvalidParameter(format!(
+            "only: the tasks {} cannot run without the others: {e}",
+            only.join(", ")
+        ))
+    })?;
+    Ok(out)
+}
+
 /// A repair request (`runs/repair`).
 #[derive(Debug, Clone, Default)]
 pub struct RepairRequest {
@@ -139,6 +179,18 @@ impl Shared {
         request: RunRequest,
         origin: Origin,
     ) -> Result<RunCreated, EngineError> {
+        self.create_job_run_with(job_id, request, origin, RunOptions::default())
+            .await
+    }
+
+    /// Records a run of a stored job, with [`RunOptions`].
+    pub(crate) async fn create_job_run_with(
+        &self,
+        job_id: JobId,
+        request: RunRequest,
+        origin: Origin,
+        options: RunOptions,
+    ) -> Result<RunCreated, EngineError> {
         let job = self
             .store
             .get_job(job_id)
@@ -146,6 +198,10 @@ impl Shared {
             .ok_or_else(|| EngineError::NotFound(format!("job {job_id} does not exist")))?;
         let settings = job.settings;
         let job_parameters = Self::parameters(&settings, &request.job_parameters)?;
+        let queue_enabled = options
+            .queue_enabled
+            .unwrap_or_else(|| settings.queue_enabled());
+        let settings = only_tasks(&settings, &options.only)?;
         let plan = self.plan(&settings).await?;
         let created = self
             .store
@@ -158,7 +214,7 @@ impl Shared {
                 overriding_parameters: request.job_parameters,
                 admission: Some(Admission {
                     max_concurrent_runs: settings.max_concurrent_runs,
-                    queue_enabled: settings.queue_enabled(),
+                    queue_enabled,
                 }),
                 plan,
                 parent: origin.parent,
@@ -236,6 +292,18 @@ impl Engine {
     ) -> Result<RunCreated, EngineError> {
         self.shared
             .create_job_run(job_id, request, Origin::manual())
+            .await
+    }
+
+    /// Records a manual run of a job with `run-now`'s options (`only`, `queue`).
+    pub async fn run_now_with(
+        &self,
+        job_id: JobId,
+        request: RunRequest,
+        options: RunOptions,
+    ) -> Result<RunCreated, EngineError> {
+        self.shared
+            .create_job_run_with(job_id, request, Origin::manual(), options)
             .await
     }
 

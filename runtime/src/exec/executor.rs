@@ -42,6 +42,7 @@ struct Shared {
     upload: UploadCheck,
     slots: Semaphore,
     alive: AtomicUsize,
+    mounts: OnceLock<super::MountPolicy>,
 }
 
 /// Stops a running attempt.
@@ -144,6 +145,7 @@ impl Executor {
                 cache,
                 upload,
                 alive: AtomicUsize::new(0),
+                mounts: OnceLock::new(),
             }),
             allocator: built.allocator,
             handle,
@@ -204,6 +206,12 @@ impl Executor {
     /// Instances alive right now.
     pub fn instances_alive(&self) -> usize {
         self.shared.alive.load(Ordering::SeqCst)
+    }
+
+    /// Restricts the mounts of every later attempt to `policy` (set once; later calls are
+    /// ignored). Without it, mounts are not restricted (tests, embedded use).
+    pub fn set_mount_policy(&self, policy: super::MountPolicy) {
+        let _ = self.shared.mounts.set(policy);
     }
 
     /// The instance allocator in use: `"pooling"`, or `"on-demand"` when the pool's address
@@ -343,6 +351,23 @@ impl Shared {
         let pre = match self.cache.get(&inv.digest).await {
             Ok(pre) => pre,
             Err(message) => return Ended::failed(message),
+        };
+        // The job's mounts are checked again when they are opened: a symlink may have changed
+        // since the job was stored. `/input` is the file-arrival trigger's own directory.
+        let checked;
+        let inv = match self.mounts.get() {
+            Some(policy) => {
+                let mut copy = inv.clone();
+                for p in copy.preopens.iter_mut().filter(|p| p.guest != "/input") {
+                    match policy.check(&p.host) {
+                        Ok(resolved) => p.host = resolved,
+                        Err(message) => return Ended::failed(message),
+                    }
+                }
+                checked = copy;
+                &checked
+            }
+            None => inv,
         };
         let wasi = match sandbox::wasi_context(inv, &dir, stdout, stderr) {
             Ok(wasi) => wasi,

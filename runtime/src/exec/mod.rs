@@ -99,6 +99,7 @@ mod cache;
 mod engine;
 mod executor;
 mod logs;
+pub mod mounts;
 mod sandbox;
 #[cfg(test)]
 mod tests;
@@ -108,4 +109,5 @@ mod workdir;
 
 pub use cache::ModuleLoads;
 pub use executor::{Attempt, CancelHandle, Executor};
+pub use mounts::MountPolicy;
 pub use upload::ModuleError;

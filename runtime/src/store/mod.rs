@@ -12,6 +12,7 @@
 //!
 //! The same test suite ([`suite`]) runs against every backend.
 
+pub mod access;
 pub mod alerts;
 pub mod model;
 pub mod sqlite;
@@ -19,6 +20,7 @@ pub mod sqlite;
 pub mod suite;
 pub mod triggers;
 
+pub use access::*;
 pub use alerts::*;
 pub use model::*;
 pub use triggers::*;
@@ -199,6 +201,19 @@ pub struct RunFilter {
     pub offset: u64,
     /// Paging (limit; 0 means 25).
     pub limit: u64,
+    /// Only runs of this kind.
+    pub run_type: Option<RunKind>,
+    /// Only runs a principal may see: of these jobs, or run as or created by these principals.
+    pub visible_to: Option<RunVisibility>,
+}
+
+/// The runs a principal may see (see [`RunFilter::visible_to`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunVisibility {
+    /// Jobs it may view.
+    pub job_ids: Vec<JobId>,
+    /// Itself and its groups: runs recorded as run as or created by one of them.
+    pub principals: Vec<String>,
 }
 
 /// A run state change, recorded in the same transaction as the change (an outbox that alerts and
@@ -226,7 +241,7 @@ pub struct RunEvent {
 /// - A write acknowledged by `Ok` survives `kill -9` of the process.
 /// - Methods are safe to call concurrently from many tasks and many nodes.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccessStore + Send + Sync + 'static {
     // ---- jobs -------------------------------------------------------------------------------
 
     /// Creates a job. `Conflict` if a job with the same name exists.

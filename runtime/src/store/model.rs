@@ -446,3 +446,44 @@ pub struct RunSnapshot {
     /// Its task runs, ordered by task run id.
     pub tasks: Vec<TaskRunRecord>,
 }
+
+/// The Jobs API `run_type` of a run: what created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// A run of a stored job (run-now, a trigger, a schedule).
+    JobRun,
+    /// The child run of a `run_job_task`.
+    WorkflowRun,
+    /// A one-time run of `runs/submit`.
+    SubmitRun,
+}
+
+impl RunKind {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JobRun => "JOB_RUN",
+            Self::WorkflowRun => "WORKFLOW_RUN",
+            Self::SubmitRun => "SUBMIT_RUN",
+        }
+    }
+
+    /// Parses the API spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "JOB_RUN" => Self::JobRun,
+            "WORKFLOW_RUN" => Self::WorkflowRun,
+            "SUBMIT_RUN" => Self::SubmitRun,
+            _ => return None,
+        })
+    }
+
+    /// The kind of a run.
+    pub fn of(run: &RunRecord) -> Self {
+        match (run.job_id, run.parent) {
+            (None, _) => Self::SubmitRun,
+            (_, Some(_)) => Self::WorkflowRun,
+            _ => Self::JobRun,
+        }
+    }
+}

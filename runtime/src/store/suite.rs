@@ -5,6 +5,7 @@
 //! it (a temporary directory, a database schema to drop). The macro expands to one
 //! `#[tokio::test]` per behaviour; each behaviour is a public `async fn(Arc<dyn Store>)` here.
 
+mod access;
 mod admission;
 mod alerts;
 mod control;
@@ -14,6 +15,7 @@ mod leases;
 mod modules;
 mod triggers;
 
+pub use access::*;
 pub use admission::*;
 pub use alerts::*;
 pub use control::*;
@@ -65,6 +67,7 @@ macro_rules! store_suite {
             repair_rules,
             repair_reopens_the_run,
             list_runs_filters_order_and_paging,
+            list_runs_by_run_type,
             list_runs_default_and_max_page,
             delete_run_removes_tasks_and_logs,
             run_events_follow_state_changes,
@@ -77,6 +80,10 @@ macro_rules! store_suite {
             alerts_are_recorded_once_with_their_cursor,
             alert_claims_and_attempts,
             active_runs_are_counted_by_state,
+            principals_groups_and_cascades,
+            tokens_by_hash_and_revocation,
+            job_acl_replace_and_delete,
+            audit_log_and_run_state_changes,
         );
     };
     (@tests ($factory:expr) $($test:ident),* $(,)?) => {

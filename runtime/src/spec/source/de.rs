@@ -140,6 +140,28 @@ macro_rules! refuse_null {
     )*};
 }
 
+/// Integers also come as strings of digits: the proto3 JSON mapping that the Jobs API and its
+/// clients follow writes 64-bit integers that way.
+macro_rules! integers {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            self.refuse_null(&visitor)?;
+            if let Value::Scalar(s) = &self.value
+                && s.kind == ScalarKind::Str
+            {
+                let text = s.text.trim();
+                if let Ok(u) = text.parse::<u64>() {
+                    return visitor.visit_u64(u).map_err(|e: DeError| e.at(self.error_pos()));
+                }
+                if let Ok(i) = text.parse::<i64>() {
+                    return visitor.visit_i64(i).map_err(|e: DeError| e.at(self.error_pos()));
+                }
+            }
+            self.deserialize_any(visitor)
+        }
+    )*};
+}
+
 impl<'de> de::Deserializer<'de> for &'de Node {
     type Error = DeError;
 
@@ -216,10 +238,13 @@ impl<'de> de::Deserializer<'de> for &'de Node {
     }
 
     refuse_null! {
-        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
-        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
+        deserialize_bool deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
         deserialize_byte_buf deserialize_seq deserialize_map
+    }
+
+    integers! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
     }
 
     serde::forward_to_deserialize_any! {

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_triggers.sql"),
     include_str!("migrations/0003_alerts.sql"),
+    include_str!("migrations/0004_access.sql"),
 ];
 
 /// How long a connection waits for a lock held by another process before failing.

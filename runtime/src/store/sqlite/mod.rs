@@ -22,6 +22,7 @@
 //! (`admission`, `leases`, `control`), and the plumbing (`writer`, `readers`, `connection` with
 //! the migrations in `migrations/*.sql`, versioned by `PRAGMA user_version`).
 
+mod access;
 mod admission;
 mod alerts;
 mod backend;
@@ -132,6 +133,7 @@ impl Store for SqliteStore {
         self.writer
             .call("delete_job", move |c| {
                 jobs::delete(c, job_id)?;
+                access::delete_job_acl(c, job_id)?;
                 triggers::delete_job(c, job_id)
             })
             .await?;

@@ -3,8 +3,8 @@
 use super::codec::{self, from_json, to_json};
 use super::tasks;
 use crate::store::{
-    JobId, LifeCycleState, ParentRef, ResultState, RunFilter, RunId, RunProgress, RunRecord,
-    RunSnapshot, StoreError, StoreResult,
+    JobId, LifeCycleState, ParentRef, ResultState, RunFilter, RunId, RunKind, RunProgress,
+    RunRecord, RunSnapshot, StoreError, StoreResult,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -204,6 +204,37 @@ pub(super) fn list(conn: &Connection, filter: &RunFilter) -> StoreResult<(Vec<Ru
     if let Some(to) = filter.start_time_to {
         values.push(to.into());
         conditions.push(format!("created_time <= ?{}", values.len()));
+    }
+    match filter.run_type {
+        None => {}
+        Some(RunKind::JobRun) => {
+            conditions.push("job_id IS NOT NULL AND parent_run_id IS NULL".into())
+        }
+        Some(RunKind::WorkflowRun) => conditions.push("parent_run_id IS NOT NULL".into()),
+        Some(RunKind::SubmitRun) => conditions.push("job_id IS NULL".into()),
+    }
+    if let Some(v) = &filter.visible_to {
+        let mut any = Vec::new();
+        if !v.job_ids.is_empty() {
+            let ids: Vec<String> = v.job_ids.iter().map(i64::to_string).collect();
+            any.push(format!("job_id IN ({})", ids.join(", ")));
+        }
+        if !v.principals.is_empty() {
+            let mut marks = Vec::new();
+            for p in &v.principals {
+                values.push(p.clone().into());
+                marks.push(format!("?{}", values.len()));
+            }
+            let marks = marks.join(", ");
+            any.push(format!(
+                "run_id IN (SELECT run_id FROM run_identities WHERE run_as IN ({marks}) OR creator IN ({marks}))"
+            ));
+        }
+        if any.is_empty() {
+            conditions.push("0".into());
+        } else {
+            conditions.push(format!("({})", any.join(" OR ")));
+        }
     }
     let limit = match filter.limit {
         0 => DEFAULT_PAGE,

@@ -2,7 +2,8 @@
 
 use super::{LEASE_MS, claim_ids, deploy, finish, job, limited_job, new_run, progress, start};
 use crate::store::{
-    LifeCycleState, ResultState, RunFilter, RunId, RunRecord, RunWrite, Store, StoreError, TaskLogs,
+    LifeCycleState, ResultState, RunFilter, RunId, RunKind, RunRecord, RunWrite, Store, StoreError,
+    TaskLogs,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -69,6 +70,35 @@ pub async fn list_runs_filters_order_and_paging(store: Arc<dyn Store>) {
         store.list_runs(&both).await,
         Err(StoreError::InvalidState(_))
     ));
+}
+
+/// `run_type` tells job runs, child runs of `run_job_task` and submitted runs apart.
+pub async fn list_runs_by_run_type(store: Arc<dyn Store>) {
+    let deployed = deploy(&store, limited_job("kinds", 10, true)).await;
+    let job_run = start(&store, &deployed, 10).await.run_id;
+    let mut child = new_run(Some(deployed.0), &deployed.1, 20);
+    child.parent = Some(crate::store::ParentRef {
+        run_id: job_run,
+        task_run_id: job_run + 1,
+        depth: 1,
+    });
+    let child = store.create_run(child).await.unwrap().run_id;
+    let mut submitted = new_run(None, &deployed.1, 30);
+    submitted.admission = None;
+    let submitted = store.create_run(submitted).await.unwrap().run_id;
+    let of = |kind| {
+        let store = store.clone();
+        async move {
+            let filter = RunFilter {
+                run_type: Some(kind),
+                ..RunFilter::default()
+            };
+            ids(store.list_runs(&filter).await.unwrap().0)
+        }
+    };
+    assert_eq!(of(RunKind::JobRun).await, vec![job_run]);
+    assert_eq!(of(RunKind::WorkflowRun).await, vec![child]);
+    assert_eq!(of(RunKind::SubmitRun).await, vec![submitted]);
 }
 
 /// A limit of 0 lists 25 runs; no page holds more than 1000.
