@@ -7,6 +7,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::exec::{Executor, ExecutorConfig};
 use crate::modules::{BlobStore, Registry};
 use crate::trigger::file_arrival::input::InputStager;
+use crate::trigger::table_update::TableEvents;
 use crate::trigger::{TriggerContext, TriggerManager};
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
@@ -157,13 +158,15 @@ impl Node {
             engine_config,
         )
         .await?;
+        let table_events = TableEvents::new();
         let triggers = TriggerManager::start(
             TriggerContext::new(engine.clone()),
-            crate::trigger::builtin(&config),
+            crate::trigger::builtin(&config, &table_events),
         );
 
         let state = AppState {
             engine: engine.clone(),
+            table_events,
             max_request_bytes: config.max_request_bytes,
             max_module_bytes: config.max_module_bytes,
         };

@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod jobs;
 mod modules;
 pub mod render;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub max_request_bytes: usize,
     /// Largest module upload.
     pub max_module_bytes: u64,
+    /// The node's table-change inbox (`POST /api/weir/events`).
+    pub table_events: Arc<crate::trigger::table_update::TableEvents>,
 }
 
 /// The API router.
@@ -63,6 +66,7 @@ pub fn router(state: AppState, tokens: Tokens) -> Router {
         .route("/runs/wait", get(runs::wait))
         .route("/jobs/pause", post(jobs::pause))
         .route("/jobs/resume", post(jobs::resume))
+        .route("/events", post(events::post).get(events::stats))
         .layer(DefaultBodyLimit::max(json_limit));
     let authed = Router::new()
         .nest("/api/2.2/jobs", jobs.clone())

@@ -35,6 +35,15 @@ pub struct ServeArgs {
     /// How often file-arrival triggers list s3:// URLs, in seconds [default: 5]
     #[arg(long, env = "WEIR_FILE_ARRIVAL_LIST_INTERVAL_SECONDS")]
     file_arrival_list_interval_seconds: Option<u64>,
+    /// Kafka brokers for table-update triggers, `host:port,...` [default: off]
+    #[arg(long, env = "WEIR_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// Topics of change events, comma-separated; `^...` is a regex [default: weir.table-updates]
+    #[arg(long, env = "WEIR_KAFKA_TOPICS")]
+    kafka_topics: Option<String>,
+    /// Kafka consumer group [default: weir]
+    #[arg(long, env = "WEIR_KAFKA_GROUP")]
+    kafka_group: Option<String>,
     /// Config file [default: ./weir.toml when it exists]
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
@@ -72,6 +81,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
             ..Default::default()
         }),
         file_arrival_list_interval_seconds: args.file_arrival_list_interval_seconds,
+        kafka_brokers: args.kafka_brokers,
+        kafka_topics: args.kafka_topics,
+        kafka_group: args.kafka_group,
         ..Default::default()
     };
     let config = ServeConfig::resolve(explicit, file)?;

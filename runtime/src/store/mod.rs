@@ -331,6 +331,14 @@ pub trait Store: Send + Sync + 'static {
     async fn put_trigger_state(&self, state: &TriggerState) -> StoreResult<()>;
     /// A job's seen-set, by key.
     async fn list_trigger_seen(&self, job_id: JobId) -> StoreResult<Vec<SeenRecord>>;
+    /// Records items in the seen-sets of several jobs in one transaction, covered by no run
+    /// yet (`run_id` empty: pending), replacing older fingerprints of the same keys. Items of
+    /// jobs that no longer exist are dropped; returns how many items were written.
+    async fn put_trigger_seen(
+        &self,
+        items: &[(JobId, SeenItem)],
+        now: Millis,
+    ) -> StoreResult<usize>;
 }
 
 /// Opens the store a `--state` URL names: `sqlite://PATH` (relative to the working directory)

@@ -26,6 +26,8 @@
 pub mod file_arrival;
 pub mod manager;
 pub mod payload;
+pub mod table_update;
+pub mod timing;
 
 pub use manager::TriggerManager;
 pub use payload::{
@@ -45,12 +47,22 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The triggers this build has, one per kind, with the node's settings.
-pub fn builtin(config: &crate::config::ServeConfig) -> Vec<Arc<dyn Trigger>> {
-    vec![Arc::new(file_arrival::FileArrivalKind::new(
-        config.s3.clone(),
-        config.file_arrival_list_interval_seconds,
-    ))]
+/// The triggers this build has, one per kind, with the node's settings; `tables` is the
+/// node's table-change inbox (shared with the HTTP API).
+pub fn builtin(
+    config: &crate::config::ServeConfig,
+    tables: &Arc<table_update::TableEvents>,
+) -> Vec<Arc<dyn Trigger>> {
+    vec![
+        Arc::new(file_arrival::FileArrivalKind::new(
+            config.s3.clone(),
+            config.file_arrival_list_interval_seconds,
+        )),
+        Arc::new(table_update::TableUpdateKind::new(
+            tables.clone(),
+            config.kafka.clone(),
+        )),
+    ]
 }
 
 /// One kind of trigger. Implementations live in one module per kind.
