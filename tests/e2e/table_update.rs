@@ -123,6 +123,12 @@ fn an_http_event_runs_the_job_with_the_updated_tables() {
     assert_eq!(status, 401);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(runs_of(&w, id).len(), 1, "nothing else fired");
+    let (status, stats) = w.http("GET", "/api/weir/events", None, None);
+    assert_eq!(status, 200, "{stats:#}");
+    assert_eq!(stats["matched"], 1, "{stats:#}");
+    assert_eq!(stats["unmatched"], 1, "{stats:#}");
+    assert_eq!(stats["runs"], 1, "{stats:#}");
+    assert_eq!(stats["kafka"]["consuming"], false, "{stats:#}");
 }
 
 #[test]
