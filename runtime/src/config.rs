@@ -39,6 +39,16 @@ pub struct FileConfig {
     /// Most MiB of new objects fetched into `/input` for one run of an `s3://` file-arrival
     /// trigger.
     pub file_arrival_input_limit_mb: Option<u64>,
+    /// Kafka brokers of the table-update consumer (`host:port,...`); no consumer when unset.
+    pub kafka_brokers: Option<String>,
+    /// Topics of change events, comma-separated (a name starting with `^` is a regex).
+    pub kafka_topics: Option<String>,
+    /// Consumer group.
+    pub kafka_group: Option<String>,
+    /// `fetch.wait.max.ms` of the consumer.
+    pub kafka_fetch_wait_max_ms: Option<u64>,
+    /// `[kafka_properties]`: librdkafka settings passed through (security, SASL, ...).
+    pub kafka_properties: Option<std::collections::BTreeMap<String, String>>,
     /// Directories under which tasks may mount host directories (default: the directory the
     /// node was started in). Weir's data directory is never mountable.
     pub mount_roots: Option<Vec<PathBuf>>,
@@ -116,6 +126,8 @@ pub struct ServeConfig {
     pub mount_roots: Vec<PathBuf>,
     /// Longest time an API request may take, in seconds.
     pub request_timeout_seconds: u64,
+    /// The Kafka consumer of table-update triggers (`None`: Kafka off).
+    pub kafka: Option<crate::trigger::table_update::KafkaSettings>,
 }
 
 /// Defaults of the settings that have one.
@@ -150,6 +162,7 @@ impl ServeConfig {
     /// Merges explicit settings (flags and environment, already merged by clap) over a config
     /// file over the defaults.
     pub fn resolve(explicit: FileConfig, file: FileConfig) -> anyhow::Result<ServeConfig> {
+        let kafka = kafka_settings(&explicit, &file)?;
         let data_dir = explicit
             .data_dir
             .or(file.data_dir)
@@ -244,6 +257,7 @@ impl ServeConfig {
                 .filter(|r| !r.is_empty())
                 .or(file.mount_roots)
                 .unwrap_or_default(),
+            kafka,
             data_dir,
             listen,
             state,
@@ -266,6 +280,46 @@ impl ServeConfig {
         }
         Ok(config)
     }
+}
+
+/// The Kafka consumer's settings, when brokers are set (flags over the file over defaults).
+fn kafka_settings(
+    explicit: &FileConfig,
+    file: &FileConfig,
+) -> anyhow::Result<Option<crate::trigger::table_update::KafkaSettings>> {
+    use crate::trigger::table_update::kafka::defaults as kafka;
+    let pick = |a: &Option<String>, b: &Option<String>| {
+        a.clone()
+            .or_else(|| b.clone())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let Some(brokers) = pick(&explicit.kafka_brokers, &file.kafka_brokers) else {
+        return Ok(None);
+    };
+    let topics: Vec<String> = pick(&explicit.kafka_topics, &file.kafka_topics)
+        .unwrap_or_else(|| kafka::TOPICS.to_string())
+        .split(',')
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if topics.is_empty() {
+        anyhow::bail!("kafka_topics names no topic: expected a comma-separated list");
+    }
+    let group =
+        pick(&explicit.kafka_group, &file.kafka_group).unwrap_or_else(|| kafka::GROUP.to_string());
+    let mut properties = file.kafka_properties.clone().unwrap_or_default();
+    properties.extend(explicit.kafka_properties.clone().unwrap_or_default());
+    Ok(Some(crate::trigger::table_update::KafkaSettings {
+        brokers,
+        topics,
+        group,
+        fetch_wait_max_ms: explicit
+            .kafka_fetch_wait_max_ms
+            .or(file.kafka_fetch_wait_max_ms)
+            .unwrap_or(kafka::FETCH_WAIT_MAX_MS),
+        properties,
+    }))
 }
 
 #[cfg(test)]
@@ -359,6 +413,43 @@ mod tests {
         assert!(c.metrics_public);
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(c.smtp.is_none());
+    }
+
+    #[test]
+    fn kafka_is_off_unless_brokers_are_set() {
+        let c = ServeConfig::resolve(FileConfig::default(), FileConfig::default()).unwrap();
+        assert_eq!(c.kafka, None);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("weir.toml");
+        std::fs::write(
+            &p,
+            "kafka_brokers = \"k1:9092\"\nkafka_group = \"g\"\n\
+             [kafka_properties]\n\"security.protocol\" = \"sasl_plaintext\"\n",
+        )
+        .unwrap();
+        let file = FileConfig::read(&p).unwrap();
+        let c = ServeConfig::resolve(FileConfig::default(), file.clone()).unwrap();
+        let k = c.kafka.unwrap();
+        assert_eq!(k.brokers, "k1:9092");
+        assert_eq!(k.topics, vec!["weir.table-updates".to_string()]);
+        assert_eq!(k.group, "g");
+        assert_eq!(k.fetch_wait_max_ms, 10);
+        assert_eq!(k.properties["security.protocol"], "sasl_plaintext");
+        let explicit = FileConfig {
+            kafka_brokers: Some("k2:9092".into()),
+            kafka_topics: Some("a, ^cdc\\..*".into()),
+            ..Default::default()
+        };
+        let k = ServeConfig::resolve(explicit, file).unwrap().kafka.unwrap();
+        assert_eq!(k.brokers, "k2:9092");
+        assert_eq!(k.topics, vec!["a".to_string(), "^cdc\\..*".to_string()]);
+        assert_eq!(k.group, "g");
+        let none = FileConfig {
+            kafka_brokers: Some("k".into()),
+            kafka_topics: Some(" , ".into()),
+            ..Default::default()
+        };
+        assert!(ServeConfig::resolve(none, FileConfig::default()).is_err());
     }
 
     #[test]

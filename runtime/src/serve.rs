@@ -8,6 +8,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::exec::{Executor, ExecutorConfig};
 use crate::modules::{BlobStore, Registry};
 use crate::trigger::file_arrival::input::InputStager;
+use crate::trigger::table_update::TableEvents;
 use crate::trigger::{TriggerContext, TriggerManager};
 use anyhow::Context as _;
 use std::fs::{File, OpenOptions};
@@ -185,9 +186,10 @@ impl Node {
             engine_config,
         )
         .await?;
+        let table_events = TableEvents::new();
         let triggers = TriggerManager::start(
             TriggerContext::new(engine.clone()),
-            crate::trigger::builtin(&config),
+            crate::trigger::builtin(&config, &table_events),
         );
 
         match api::bootstrap(engine.store(), &admin_token, engine.now()).await? {
@@ -220,6 +222,7 @@ impl Node {
             mount_policy: Arc::new(mount_policy),
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             metrics_public: config.metrics_public,
+            table_events,
         };
         let app = api::router(state);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);

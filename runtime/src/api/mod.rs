@@ -8,6 +8,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod error;
+mod events;
 mod jobs;
 mod metrics;
 mod modules;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Whether `/metrics` is served without a token.
     pub metrics_public: bool,
+    /// The node's table-change inbox (`POST /api/weir/events`).
+    pub table_events: Arc<crate::trigger::table_update::TableEvents>,
 }
 
 /// The API router.
@@ -109,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .route("/principals/members/add", post(access::add_member))
         .route("/principals/members/remove", post(access::remove_member))
         .route("/audit", get(audit::list))
+        .route("/events", post(events::post).get(events::stats))
         .layer(DefaultBodyLimit::max(json_limit));
     let metrics_public = state.metrics_public;
     let mut authed = Router::new()

@@ -57,6 +57,15 @@ pub struct ServeArgs {
         value_delimiter = ':'
     )]
     mount_roots: Vec<PathBuf>,
+    /// Kafka brokers for table-update triggers, `host:port,...` [default: off]
+    #[arg(long, env = "WEIR_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// Topics of change events, comma-separated; `^...` is a regex [default: weir.table-updates]
+    #[arg(long, env = "WEIR_KAFKA_TOPICS")]
+    kafka_topics: Option<String>,
+    /// Kafka consumer group [default: weir]
+    #[arg(long, env = "WEIR_KAFKA_GROUP")]
+    kafka_group: Option<String>,
     /// Config file [default: ./weir.toml when it exists]
     #[arg(long, env = "WEIR_CONFIG")]
     config: Option<PathBuf>,
@@ -105,6 +114,9 @@ pub async fn run(args: ServeArgs) -> CliResult {
         metrics_public: args.metrics_public.then_some(true),
         log_format: args.log_format,
         mount_roots: Some(args.mount_roots),
+        kafka_brokers: args.kafka_brokers,
+        kafka_topics: args.kafka_topics,
+        kafka_group: args.kafka_group,
         ..Default::default()
     };
     let config = ServeConfig::resolve(explicit, file)?;

@@ -387,6 +387,14 @@ pub trait Store: AccessStore + Send + Sync + 'static {
     async fn list_alerts(&self, filter: &AlertFilter) -> StoreResult<Vec<AlertRecord>>;
     /// How many runs are in each non-final life cycle state (`QUEUED`, `PENDING`, ...).
     async fn count_active_runs(&self) -> StoreResult<Vec<(LifeCycleState, u64)>>;
+    /// Records items in the seen-sets of several jobs in one transaction, covered by no run
+    /// yet (`run_id` empty: pending), replacing older fingerprints of the same keys. Items of
+    /// jobs that no longer exist are dropped; returns how many items were written.
+    async fn put_trigger_seen(
+        &self,
+        items: &[(JobId, SeenItem)],
+        now: Millis,
+    ) -> StoreResult<usize>;
 }
 
 /// Opens the store a `--state` URL names: `sqlite://PATH` (relative to the working directory)

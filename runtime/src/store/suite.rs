@@ -75,6 +75,7 @@ macro_rules! store_suite {
             trigger_state_round_trips_and_needs_its_job,
             triggered_run_commits_its_trigger_state,
             replayed_trigger_event_moves_the_trigger_only,
+            pending_seen_items_wait_for_their_run,
             deleting_a_job_forgets_its_trigger,
             job_changes_report_creates_updates_and_deletes,
             alerts_are_recorded_once_with_their_cursor,

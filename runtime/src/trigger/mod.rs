@@ -28,6 +28,8 @@ pub mod file_arrival;
 pub mod manager;
 pub mod payload;
 pub mod schedule;
+pub mod table_update;
+pub mod timing;
 
 pub use manager::TriggerManager;
 pub use payload::{
@@ -47,8 +49,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The triggers this build has, one per kind, with the node's settings.
-pub fn builtin(config: &crate::config::ServeConfig) -> Vec<Arc<dyn Trigger>> {
+/// The triggers this build has, one per kind, with the node's settings; `tables` is the
+/// node's table-change inbox (shared with the HTTP API).
+pub fn builtin(
+    config: &crate::config::ServeConfig,
+    tables: &Arc<table_update::TableEvents>,
+) -> Vec<Arc<dyn Trigger>> {
     vec![
         Arc::new(file_arrival::FileArrivalKind::new(
             config.s3.clone(),
@@ -57,6 +63,10 @@ pub fn builtin(config: &crate::config::ServeConfig) -> Vec<Arc<dyn Trigger>> {
         Arc::new(schedule::ScheduleKind::cron()),
         Arc::new(schedule::ScheduleKind::periodic()),
         Arc::new(continuous::ContinuousKind),
+        Arc::new(table_update::TableUpdateKind::new(
+            tables.clone(),
+            config.kafka.clone(),
+        )),
     ]
 }
 

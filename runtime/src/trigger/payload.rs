@@ -152,6 +152,9 @@ pub struct TableChange {
     /// Kafka offset of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<i64>,
+    /// The id of an event posted to `POST /api/weir/events` (given by the client, or made up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 #[cfg(test)]

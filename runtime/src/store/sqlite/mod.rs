@@ -317,6 +317,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn put_trigger_seen(
+        &self,
+        items: &[(JobId, SeenItem)],
+        now: Millis,
+    ) -> StoreResult<usize> {
+        let items = items.to_vec();
+        self.writer
+            .call("put_trigger_seen", move |c| {
+                triggers::put_pending(c, &items, now)
+            })
+            .await
+    }
+
     async fn run_events(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<RunEvent>> {
         self.readers
             .call("run_events", move |c| events::after(c, after_seq, limit))

@@ -72,6 +72,23 @@ pub(super) fn add_seen(
     Ok(())
 }
 
+/// Records pending items (no run yet) for several jobs; items of missing jobs are dropped.
+pub(super) fn put_pending(
+    conn: &Connection,
+    items: &[(JobId, SeenItem)],
+    now: Millis,
+) -> StoreResult<usize> {
+    let mut statement = conn.prepare_cached(
+        "INSERT OR REPLACE INTO trigger_seen (job_id, key, fingerprint, run_id, seen_time)
+         SELECT ?1, ?2, ?3, NULL, ?4 WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ?1)",
+    )?;
+    let mut written = 0;
+    for (job_id, item) in items {
+        written += statement.execute(params![job_id, item.key, item.fingerprint, now])?;
+    }
+    Ok(written)
+}
+
 /// A job's seen-set, by key.
 pub(super) fn list_seen(conn: &Connection, job_id: JobId) -> StoreResult<Vec<SeenRecord>> {
     let mut statement = conn.prepare_cached(

@@ -122,6 +122,69 @@ pub async fn replayed_trigger_event_moves_the_trigger_only(store: Arc<dyn Store>
     assert_eq!(items[0].run_id, Some(created.run_id));
 }
 
+/// Pending seen items (no run yet) are written for several jobs at once, skip missing jobs,
+/// and become covered by the run that commits them; a newer fingerprint is pending again.
+pub async fn pending_seen_items_wait_for_their_run(store: Arc<dyn Store>) {
+    let (a, settings) = deploy(&store, job("tables-a", &["a"])).await;
+    let (b, _) = deploy(&store, job("tables-b", &["a"])).await;
+    let written = store
+        .put_trigger_seen(
+            &[
+                (a, seen("table:c.s.t", "v1")),
+                (a, seen("offset:t/0", "5")),
+                (b, seen("table:c.s.t", "v1")),
+                (b + 100, seen("table:c.s.t", "v1")),
+            ],
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 3, "the item of a missing job is dropped");
+    let items = store.list_trigger_seen(a).await.unwrap();
+    assert_eq!(
+        items
+            .iter()
+            .map(|r| (
+                r.item.key.as_str(),
+                r.item.fingerprint.as_str(),
+                r.run_id,
+                r.seen_time
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            ("offset:t/0", "5", None, 10),
+            ("table:c.s.t", "v1", None, 10)
+        ]
+    );
+    assert_eq!(store.list_trigger_seen(b).await.unwrap().len(), 1);
+
+    let mut new = new_run(Some(a), &settings, 20);
+    new.trigger = TriggerType::Table;
+    new.trigger_commit = Some(TriggerCommit {
+        state: None,
+        seen: vec![seen("table:c.s.t", "v1")],
+    });
+    let created = store.create_run(new).await.unwrap();
+    let items = store.list_trigger_seen(a).await.unwrap();
+    assert_eq!(items[1].run_id, Some(created.run_id));
+    assert_eq!(items[0].run_id, None, "other items stay as they were");
+
+    store
+        .put_trigger_seen(&[(a, seen("table:c.s.t", "v2"))], 30)
+        .await
+        .unwrap();
+    let items = store.list_trigger_seen(a).await.unwrap();
+    assert_eq!(
+        (
+            items[1].item.fingerprint.as_str(),
+            items[1].run_id,
+            items[1].seen_time
+        ),
+        ("v2", None, 30)
+    );
+    assert_eq!(store.put_trigger_seen(&[], 40).await.unwrap(), 0);
+}
+
 /// Deleting a job deletes its trigger state and seen-set.
 pub async fn deleting_a_job_forgets_its_trigger(store: Arc<dyn Store>) {
     let (job_id, settings) = deploy(&store, job("gone", &["a"])).await;

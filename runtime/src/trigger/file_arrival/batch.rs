@@ -5,6 +5,7 @@
 
 use super::filter::PathFilter;
 use crate::store::Millis;
+use crate::trigger::timing::Timing;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,8 +35,7 @@ pub struct Observed {
 #[derive(Debug)]
 pub struct Batcher {
     filter: PathFilter,
-    wait_ms: Millis,
-    spacing_ms: Millis,
+    timing: Timing,
     seen: HashMap<String, String>,
     pending: BTreeMap<String, Observed>,
     last_change: Millis,
@@ -53,11 +53,12 @@ impl Batcher {
         seen: HashMap<String, String>,
         last_fire: Option<Millis>,
     ) -> Batcher {
-        let secs = |s: u64| Millis::try_from(s.saturating_mul(1000)).unwrap_or(Millis::MAX);
         Batcher {
             filter,
-            wait_ms: secs(wait_after_last_change_seconds),
-            spacing_ms: secs(min_time_between_triggers_seconds),
+            timing: Timing::new(
+                wait_after_last_change_seconds,
+                min_time_between_triggers_seconds,
+            ),
             seen,
             pending: BTreeMap::new(),
             last_change: 0,
@@ -128,11 +129,7 @@ impl Batcher {
         if self.pending.is_empty() {
             return None;
         }
-        let settled = self.last_change.saturating_add(self.wait_ms);
-        let spaced = self
-            .last_fire
-            .map_or(Millis::MIN, |t| t.saturating_add(self.spacing_ms));
-        Some(settled.max(spaced))
+        Some(self.timing.due_at(self.last_change, self.last_fire))
     }
 
     /// The batch to fire (at most [`MAX_FILES_PER_RUN`] files, in path order).
