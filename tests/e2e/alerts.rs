@@ -2,7 +2,7 @@
 //! real HTTP receiver) exactly once, also across a `kill -9` between the run's failure and the
 //! delivery; `weir alerts list`, `/api/weir/alerts` and `/metrics`.
 
-use crate::receivers::{SmtpSink, WebhookReceiver};
+use crate::receivers::{SmtpSink, WebhookReceiver, parse_prometheus};
 use crate::support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -152,6 +152,29 @@ fn a_failing_job_emails_and_posts_exactly_once() {
             "no line {line:?} in:\n{text}"
         );
     }
+    // The reference parser reads it, with the declared types.
+    let families = parse_prometheus(&text);
+    let family = |name: &str| {
+        families
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no family {name} in {families:#}"))
+            .clone()
+    };
+    assert_eq!(family("weir_runs_finished")["type"], "counter");
+    assert_eq!(family("weir_run_duration_seconds")["type"], "histogram");
+    assert_eq!(family("weir_runs_active")["type"], "gauge");
+    let finished = family("weir_runs_finished");
+    let failed = finished["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["labels"]["result"] == "FAILED")
+        .unwrap()
+        .clone();
+    assert_eq!(failed["value"], 1.0);
 }
 
 #[test]

@@ -168,3 +168,48 @@ impl Drop for SmtpSink {
         let _ = self.child.wait();
     }
 }
+
+/// Parses Prometheus text with the reference parser (`prometheus_client`, installed by
+/// `scripts/services/prometheus.sh`): `[{"name", "type", "samples": [{"name", "labels",
+/// "value"}]}]`. Panics with the parser's error when the text is not valid.
+pub fn parse_prometheus(text: &str) -> Value {
+    let python = std::env::var("WEIR_TEST_PROMETHEUS_PYTHON")
+        .ok()
+        .filter(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            format!(
+                "{}/.cache/weir-tools/venv/bin/python",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+    let script = "import sys, json\n\
+        from prometheus_client.parser import text_string_to_metric_families as parse\n\
+        print(json.dumps([{'name': f.name, 'type': f.type, 'samples': [\n\
+            {'name': s.name, 'labels': s.labels, 'value': s.value} for s in f.samples]}\n\
+            for f in parse(sys.stdin.read())]))\n";
+    let mut child = Command::new(&python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {python} ({e}): run `bash scripts/services/prometheus.sh` (it installs \
+                 prometheus-client into ~/.cache/weir-tools/venv), or use scripts/test.sh"
+            )
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
