@@ -61,7 +61,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  weir serve\n  weir serve --data-dir /var/lib/weir --listen 0.0.0.0:8181 --store s3://bucket/weir"
     )]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Push the modules specs reference by path, and create or update their jobs by name.
     #[command(
         after_help = "Example:\n  weir deploy examples/jobs\n  weir deploy pipeline.yaml --output json"
@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> CliResult {
     let ctx = client::Context::new(&cli.host, cli.token.clone(), cli.output);
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Deploy { paths } => deploy::run(&ctx?, &paths).await,
         Command::Jobs(c) => jobs::run(&ctx?, c).await,
         Command::Runs(c) => runs::run(&ctx?, c).await,
