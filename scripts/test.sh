@@ -13,4 +13,11 @@ for service in scripts/services/*.sh; do
   eval "$exports"
 done
 cargo build --release --target wasm32-wasip1 -p weir-test-tasks -p weir-examples
-cargo test --workspace "$@"
+# cargo-nextest runs each test in its own process, in parallel (what the tests are checked
+# with); plain `cargo test` when it is not installed. Doc tests run with cargo either way.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo test --workspace --doc
+else
+  cargo test --workspace "$@"
+fi
