@@ -12,6 +12,9 @@ use std::process::ExitCode;
 pub enum TokensCommand {
     /// Create a token and print it (once: only its hash is kept). A missing principal is
     /// created as a user.
+    #[command(
+        after_help = "Example:\n  weir tokens create --principal ci-bot --lifetime 30d --comment \"CI deploys\""
+    )]
     Create {
         /// The principal the token authenticates (default: the caller).
         #[arg(long)]
@@ -24,18 +27,21 @@ pub enum TokensCommand {
         comment: Option<String>,
     },
     /// List tokens (never their values).
+    #[command(after_help = "Example:\n  weir tokens list --principal ci-bot")]
     List {
         /// Only this principal's tokens.
         #[arg(long)]
         principal: Option<String>,
     },
     /// Revoke a token by its id.
+    #[command(after_help = "Example:\n  weir tokens revoke 7f3a9c01d2e4b658")]
     Revoke {
         /// The token id (`tokens list`).
         token_id: String,
     },
     /// Replace the admin token: the new one is written to the node's `<data-dir>/admin-token`
     /// and printed; every other token of `admin` stops working.
+    #[command(after_help = "Example:\n  weir tokens rotate-admin")]
     RotateAdmin,
 }
 
@@ -43,6 +49,7 @@ pub enum TokensCommand {
 #[derive(Debug, Subcommand)]
 pub enum PrincipalsCommand {
     /// Create a user, group or service principal.
+    #[command(after_help = "Example:\n  weir principals create data-eng --kind group")]
     Create {
         /// Its name.
         name: String,
@@ -51,13 +58,16 @@ pub enum PrincipalsCommand {
         kind: String,
     },
     /// List principals with their groups.
+    #[command(after_help = "Example:\n  weir principals list")]
     List,
     /// Delete a principal, its tokens, memberships and permissions.
+    #[command(after_help = "Example:\n  weir principals delete bob")]
     Delete {
         /// Its name.
         name: String,
     },
     /// Add a user or service principal to a group.
+    #[command(after_help = "Example:\n  weir principals add-member data-eng bob")]
     AddMember {
         /// The group.
         group: String,
@@ -65,6 +75,7 @@ pub enum PrincipalsCommand {
         member: String,
     },
     /// Remove a member from a group.
+    #[command(after_help = "Example:\n  weir principals remove-member data-eng bob")]
     RemoveMember {
         /// The group.
         group: String,

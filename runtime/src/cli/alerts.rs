@@ -10,6 +10,7 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
     /// List alerts, newest first: event, destination, delivery state, attempts, last error.
+    #[command(after_help = "Example:\n  weir alerts list --job orders-pipeline --status failed")]
     List {
         /// Only alerts about runs of this job (name or id).
         #[arg(long)]

@@ -45,6 +45,9 @@ pub enum JobsCommand {
     },
     /// Start one run per fire time of a job's schedule in a past range (both ends included;
     /// fire times that already have a run are not run again).
+    #[command(
+        after_help = "Example:\n  weir jobs backfill nightly-report --from 2026-11-01 --to 2026-11-07T23:59:59Z"
+    )]
     Backfill {
         /// Job name or id.
         job: String,

@@ -84,15 +84,27 @@ pub enum Command {
     #[command(subcommand, after_help = "Example:\n  weir modules list")]
     Modules(modules::ModulesCommand),
     /// Alerts (e-mail and webhook notifications) and their delivery.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  weir alerts list --job orders-pipeline"
+    )]
     Alerts(alerts::AlertsCommand),
     /// API tokens.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  weir tokens create --principal ci-bot --lifetime 30d"
+    )]
     Tokens(access::TokensCommand),
     /// Users, groups and service principals.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  weir principals create data-eng --kind group"
+    )]
     Principals(access::PrincipalsCommand),
     /// The audit log: every change through the API and every run state change.
+    #[command(
+        after_help = "Example:\n  weir audit --principal bob --action jobs. --since 2026-12-01T00:00:00Z"
+    )]
     Audit(access::AuditArgs),
 }
 
