@@ -9,106 +9,15 @@
 //! Run: `cargo bench -p weir-runtime --bench schedule`.
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::*;
 
 const FIRES: usize = 60;
 const IDLE_JOBS: usize = 1_000;
 
-fn testtask() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("wasm32-wasip1/release/testtask.wasm");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --release --target wasm32-wasip1 -p weir-test-tasks`",
-        p.display()
-    );
-    p
-}
-
-struct Node {
-    child: Child,
-    base: String,
-    token: String,
-    http: reqwest::blocking::Client,
-    _dir: tempfile::TempDir,
-}
-
 impl Node {
-    fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("WEIR_LOG", "warn,weir::cli::serve=info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weir serve starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("weir serve logs its address").unwrap();
-            if let Some(i) = line.find("listening on http://") {
-                break line[i + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        let token = std::fs::read_to_string(dir.path().join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_string();
-        Node {
-            child,
-            base,
-            token,
-            http: reqwest::blocking::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
-        r.json().unwrap()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
-        r.json().unwrap()
-    }
-
-    fn push_testtask(&self) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/api/weir/modules?name=testtask", self.base))
-            .bearer_auth(&self.token)
-            .body(std::fs::read(testtask()).unwrap())
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        r["digest"].as_str().unwrap().to_string()
-    }
-
     fn scheduled_job(&self, name: &str, cron: &str, digest: &str) -> i64 {
         self.post(
             "/api/2.2/jobs/create",
@@ -139,29 +48,8 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn summary(label: &str, mut samples_us: Vec<i64>) -> String {
-    samples_us.sort();
-    let at =
-        |p: f64| samples_us[((samples_us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1e3;
-    format!(
-        "{label} ({} samples): p50 {:.1} ms   p99 {:.1} ms   min {:.1} ms   max {:.1} ms",
-        samples_us.len(),
-        at(0.5),
-        at(0.99),
-        samples_us[0] as f64 / 1e3,
-        samples_us[samples_us.len() - 1] as f64 / 1e3,
-    )
-}
-
 fn per_second() -> Vec<String> {
-    let node = Node::start();
+    let node = Node::start("", &[]);
     let digest = node.push_testtask();
     let job = node.scheduled_job("bench-tick", "* * * * * ?", &digest);
     // The first two fires warm the module cache; then FIRES more.
@@ -202,30 +90,8 @@ fn per_second() -> Vec<String> {
     ]
 }
 
-fn proc_stat(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields
-        .get(11)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-    (rss, ticks)
-}
-
 fn idle_jobs() -> String {
-    let node = Node::start();
+    let node = Node::start("", &[]);
     let digest = node.push_testtask();
     let pid = node.child.id();
     let (rss_empty, _) = proc_stat(pid);
@@ -256,19 +122,6 @@ fn idle_jobs() -> String {
         rss_empty / 1024,
         window.as_secs()
     )
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let n = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{n} x {cpu}")
 }
 
 fn main() {

@@ -12,117 +12,17 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use serde_json::json;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+mod support;
+use support::*;
 
 const EVENTS: usize = 200;
 
-fn testtask() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let p = target.join("wasm32-wasip1/release/testtask.wasm");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --release --target wasm32-wasip1 -p weir-test-tasks`",
-        p.display()
-    );
-    p
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
-}
-
-struct Node {
-    child: Child,
-    base: String,
-    token: String,
-    http: reqwest::blocking::Client,
-    _dir: tempfile::TempDir,
-}
-
 impl Node {
-    fn start(toml: &str, env: &[(&str, String)]) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("weir.toml"), toml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .arg("--config")
-            .arg(dir.path().join("weir.toml"))
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("WEIR_LOG", "warn,weir.serve=info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weir serve starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("weir serve logs its address").unwrap();
-            if let Some(i) = line.find("listening on http://") {
-                break line[i + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        let token = std::fs::read_to_string(dir.path().join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_string();
-        Node {
-            child,
-            base,
-            token,
-            http: reqwest::blocking::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
-        r.json().unwrap()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
-        r.json().unwrap()
-    }
-
-    fn push_testtask(&self) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/api/weir/modules?name=testtask", self.base))
-            .bearer_auth(&self.token)
-            .body(std::fs::read(testtask()).unwrap())
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        r["digest"].as_str().unwrap().to_string()
-    }
-
     fn table_job(&self, name: &str, table: &str, digest: &str) -> i64 {
         self.post(
             "/api/2.2/jobs/create",
@@ -136,56 +36,6 @@ impl Node {
             .as_i64()
             .unwrap()
     }
-
-    /// Waits for the job's `n`-th run to finish; returns its `started_us` value.
-    fn nth_run_started_us(&self, job_id: i64, n: usize) -> i64 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let list = self.get(&format!(
-                "/api/2.2/jobs/runs/list?job_id={job_id}&limit=1000&completed_only=true"
-            ));
-            let mut ids: Vec<i64> = list["runs"]
-                .as_array()
-                .map(|r| r.iter().filter_map(|r| r["run_id"].as_i64()).collect())
-                .unwrap_or_default();
-            ids.sort();
-            if ids.len() >= n {
-                let run = self.get(&format!("/api/2.2/jobs/runs/get?run_id={}", ids[n - 1]));
-                if run["state"]["life_cycle_state"] == "TERMINATED" {
-                    let task = &run["tasks"][0];
-                    return task["values"]["started_us"]
-                        .as_i64()
-                        .unwrap_or_else(|| panic!("no started_us: {run:#}"));
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run {n} of job {job_id} never finished"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn summary(label: &str, mut samples_us: Vec<i64>) -> String {
-    samples_us.sort();
-    let at =
-        |p: f64| samples_us[((samples_us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1e3;
-    format!(
-        "{label} ({} samples): p50 {:.1} ms   p99 {:.1} ms   min {:.1} ms   max {:.1} ms",
-        samples_us.len(),
-        at(0.5),
-        at(0.99),
-        samples_us[0] as f64 / 1e3,
-        samples_us[samples_us.len() - 1] as f64 / 1e3,
-    )
 }
 
 fn tansu() -> Option<PathBuf> {
